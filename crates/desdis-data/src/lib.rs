@@ -1,0 +1,1 @@
+//! desdis-data (being built).

@@ -1,0 +1,1 @@
+//! desdis-eval (being built).

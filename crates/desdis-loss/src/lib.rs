@@ -1,0 +1,1 @@
+//! desdis-loss (being built).

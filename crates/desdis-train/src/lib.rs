@@ -1,0 +1,1 @@
+//! desdis-train (being built).
