@@ -1,1 +1,7 @@
-//! desdis-train (being built).
+//! Training descriptor nets and distilling students from frozen teachers.
+
+pub mod error;
+pub mod optim;
+pub mod run_dir;
+
+pub use error::{Error, Result};

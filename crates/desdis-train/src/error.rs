@@ -1,0 +1,34 @@
+//! Errors of training: each names the file or the setting it is about.
+
+use std::path::PathBuf;
+
+/// Errors from configuring, running and resuming training.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An invalid configuration value or run directory.
+    #[error("{0}")]
+    Config(String),
+    /// From the nets or their weights.
+    #[error(transparent)]
+    Model(#[from] desdis_models::Error),
+    /// From the tensor library.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
