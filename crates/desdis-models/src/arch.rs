@@ -1,1 +1,339 @@
-//! (being built)
+//! The architectures: their names, and what follows from their layer specs (descriptor size, work
+//! per patch, parameter count, state-dict keys), plus recognising one from a checkpoint's keys.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::layers::ConvSpec;
+use crate::nets;
+use crate::weights::StateDict;
+use crate::{Error, Result};
+
+/// Side of the square grayscale patches every net describes.
+pub const PATCH_SIDE: usize = 32;
+
+/// A descriptor-net architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    /// HardNet (L2-Net layout, dropout 0.3, L2-normalised output).
+    HardNet,
+    /// SOSNet32x32 (instance-normalised input, HardNet trunk).
+    SosNet,
+    /// HyNet (FRN + TLU instead of batch norm and ReLU).
+    HyNet,
+    /// L2-Net as in its PyTorch port of the published weights (biases, affine batch norm, no dropout).
+    L2Net,
+    /// TFeat (two tanh convolutions and a linear layer, not normalised).
+    TFeat,
+    /// The light-weight DesDis student with `dim` channels in its first layer.
+    DesDis {
+        /// Width of the first layer; the others are 2x and 4x.
+        dim: usize,
+    },
+}
+
+/// One layer that holds weights or changes the spatial size, enough to count weights and work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerSpec {
+    /// A convolution whose tensors are `{prefix}.weight` (and `{prefix}.bias`).
+    Conv { prefix: String, conv: ConvSpec },
+    /// A fully connected layer with bias: `{prefix}.weight` `(n_out, n_in)`, `{prefix}.bias`.
+    Linear { prefix: String, n_in: usize, n_out: usize },
+    /// A batch norm: running statistics, plus weight and bias when `affine`.
+    BatchNorm { prefix: String, channels: usize, affine: bool },
+    /// A filter response normalisation: weight, bias, eps.
+    Frn { prefix: String, channels: usize },
+    /// A thresholded linear unit: tau.
+    Tlu { prefix: String, channels: usize },
+    /// Non-overlapping max pooling over `kernel`x`kernel` windows.
+    MaxPool { kernel: usize },
+}
+
+/// What a state-dict tensor is for; decides its initialisation and whether training changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TensorRole {
+    /// Convolution or linear weight, with the number of inputs per output.
+    Weight { fan_in: usize },
+    /// Convolution or linear bias, with the fan-in of its layer.
+    Bias { fan_in: usize },
+    /// Scale of a batch norm (affine) or FRN.
+    NormWeight,
+    /// Shift of a batch norm (affine) or FRN.
+    NormBias,
+    /// Batch-norm running mean (a buffer).
+    RunningMean,
+    /// Batch-norm running variance (a buffer).
+    RunningVar,
+    /// FRN epsilon (a buffer).
+    FrnEps,
+    /// TLU threshold.
+    TluTau,
+}
+
+impl TensorRole {
+    /// Whether an optimizer learns this tensor (buffers are not learned).
+    pub fn is_learned(&self) -> bool {
+        !matches!(self, TensorRole::RunningMean | TensorRole::RunningVar | TensorRole::FrnEps)
+    }
+}
+
+/// One tensor of an architecture's state dict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    /// The PyTorch state-dict key.
+    pub key: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// What it is for.
+    pub role: TensorRole,
+}
+
+impl TensorSpec {
+    /// Number of scalars.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+impl LayerSpec {
+    /// The state-dict tensors of this layer.
+    pub fn tensors(&self) -> Vec<TensorSpec> {
+        match self {
+            LayerSpec::Conv { prefix, conv } => conv_tensors(prefix, conv),
+            LayerSpec::Linear { prefix, n_in, n_out } => vec![
+                tensor(prefix, "weight", vec![*n_out, *n_in], TensorRole::Weight { fan_in: *n_in }),
+                tensor(prefix, "bias", vec![*n_out], TensorRole::Bias { fan_in: *n_in }),
+            ],
+            LayerSpec::BatchNorm { prefix, channels, affine } => {
+                batch_norm_tensors(prefix, *channels, *affine)
+            }
+            LayerSpec::Frn { prefix, channels } => vec![
+                tensor(prefix, "weight", vec![1, *channels, 1, 1], TensorRole::NormWeight),
+                tensor(prefix, "bias", vec![1, *channels, 1, 1], TensorRole::NormBias),
+                tensor(prefix, "eps", vec![1], TensorRole::FrnEps),
+            ],
+            LayerSpec::Tlu { prefix, channels } => {
+                vec![tensor(prefix, "tau", vec![1, *channels, 1, 1], TensorRole::TluTau)]
+            }
+            LayerSpec::MaxPool { .. } => vec![],
+        }
+    }
+}
+
+fn tensor(prefix: &str, name: &str, shape: Vec<usize>, role: TensorRole) -> TensorSpec {
+    TensorSpec { key: format!("{prefix}.{name}"), shape, role }
+}
+
+fn conv_tensors(prefix: &str, conv: &ConvSpec) -> Vec<TensorSpec> {
+    let fan_in = conv.fan_in();
+    let shape = vec![conv.c_out, conv.c_in, conv.kernel, conv.kernel];
+    let mut tensors = vec![tensor(prefix, "weight", shape, TensorRole::Weight { fan_in })];
+    if conv.bias {
+        tensors.push(tensor(prefix, "bias", vec![conv.c_out], TensorRole::Bias { fan_in }));
+    }
+    tensors
+}
+
+fn batch_norm_tensors(prefix: &str, channels: usize, affine: bool) -> Vec<TensorSpec> {
+    let mut tensors = vec![
+        tensor(prefix, "running_mean", vec![channels], TensorRole::RunningMean),
+        tensor(prefix, "running_var", vec![channels], TensorRole::RunningVar),
+    ];
+    if affine {
+        tensors.push(tensor(prefix, "weight", vec![channels], TensorRole::NormWeight));
+        tensors.push(tensor(prefix, "bias", vec![channels], TensorRole::NormBias));
+    }
+    tensors
+}
+
+const KNOWN_NAMES: &str = "hardnet, sosnet, hynet, l2net, tfeat, desdis-<dim> (released: desdis-8, desdis-16, desdis-24, desdis-32)";
+
+impl Arch {
+    /// The canonical name: `hardnet`, `sosnet`, `hynet`, `l2net`, `tfeat` or `desdis-<dim>`.
+    pub fn name(&self) -> String {
+        match self {
+            Arch::HardNet => "hardnet".into(),
+            Arch::SosNet => "sosnet".into(),
+            Arch::HyNet => "hynet".into(),
+            Arch::L2Net => "l2net".into(),
+            Arch::TFeat => "tfeat".into(),
+            Arch::DesDis { dim } => format!("desdis-{dim}"),
+        }
+    }
+
+    /// Every architecture with published weights: the five teachers and the four released DesDis widths.
+    pub fn all() -> Vec<Arch> {
+        let mut all = vec![Arch::HardNet, Arch::SosNet, Arch::HyNet, Arch::L2Net, Arch::TFeat];
+        all.extend([8, 16, 24, 32].map(|dim| Arch::DesDis { dim }));
+        all
+    }
+
+    /// Parses a name, case-insensitively; `-` and `_` inside teacher names are ignored (`hard-net`).
+    /// DesDis widths may be written `desdis-8`, `desdis8`, `desdis:8` or `desdis_8`; a bare `desdis`
+    /// is the published default width 32. Anything else is [`Error::UnknownArch`] listing the names.
+    pub fn parse(name: &str) -> Result<Arch> {
+        let lower = name.trim().to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("desdis") {
+            return parse_desdis_dim(rest).map(|dim| Arch::DesDis { dim }).ok_or_else(|| unknown_name(name));
+        }
+        let compact: String = lower.chars().filter(|c| !matches!(c, '-' | '_')).collect();
+        match compact.as_str() {
+            "hardnet" => Ok(Arch::HardNet),
+            "sosnet" | "sosnet32x32" => Ok(Arch::SosNet),
+            "hynet" => Ok(Arch::HyNet),
+            "l2net" => Ok(Arch::L2Net),
+            "tfeat" => Ok(Arch::TFeat),
+            _ => Err(unknown_name(name)),
+        }
+    }
+
+    /// Length of the descriptor.
+    pub fn descriptor_size(&self) -> usize {
+        128
+    }
+
+    /// The layers with weights (and the pooling that changes sizes), in forward order.
+    pub fn layers(&self) -> Vec<LayerSpec> {
+        match *self {
+            Arch::HardNet => nets::hardnet::layer_specs(),
+            Arch::SosNet => nets::sosnet::layer_specs(),
+            Arch::HyNet => nets::hynet::layer_specs(),
+            Arch::L2Net => nets::l2net::layer_specs(),
+            Arch::TFeat => nets::tfeat::layer_specs(),
+            Arch::DesDis { dim } => nets::desdis::layer_specs(dim),
+        }
+    }
+
+    /// Every tensor of the state dict (`num_batches_tracked` aside), in forward order.
+    pub fn tensor_specs(&self) -> Vec<TensorSpec> {
+        self.layers().iter().flat_map(LayerSpec::tensors).collect()
+    }
+
+    /// Convolution and linear multiply-adds to describe one 32x32 patch.
+    pub fn macs_per_patch(&self) -> u64 {
+        let mut side = PATCH_SIDE;
+        let mut macs = 0;
+        for layer in self.layers() {
+            match layer {
+                LayerSpec::Conv { conv, .. } => {
+                    macs += conv.macs(side);
+                    side = conv.out_side(side);
+                }
+                LayerSpec::Linear { n_in, n_out, .. } => macs += (n_in * n_out) as u64,
+                LayerSpec::MaxPool { kernel } => side /= kernel,
+                _ => {}
+            }
+        }
+        macs
+    }
+
+    /// Scalars in the state dict, buffers (running statistics, FRN eps) included: the size of the
+    /// checkpoint and of the `VarMap` a net is built on.
+    pub fn param_count(&self) -> usize {
+        self.tensor_specs().iter().map(TensorSpec::numel).sum()
+    }
+
+    /// Scalars an optimizer learns (buffers excluded), the figure papers quote.
+    pub fn learnable_param_count(&self) -> usize {
+        self.tensor_specs().iter().filter(|t| t.role.is_learned()).map(TensorSpec::numel).sum()
+    }
+
+    /// The pixel range the published weights expect: 255 for TFeat (its reference feeds 0..255),
+    /// 1 for the others. Patches in `0..=1` are multiplied by this before the forward pass.
+    pub fn input_range(&self) -> f32 {
+        match self {
+            Arch::TFeat => 255.0,
+            _ => 1.0,
+        }
+    }
+
+    /// Whether descriptors have unit L2 norm. L2-Net's output divides by `sqrt(0.5 + |x|²)`, so its
+    /// norm is just below 1; TFeat's tanh output is not normalised at all.
+    pub fn l2_normalized(&self) -> bool {
+        !matches!(self, Arch::L2Net | Arch::TFeat)
+    }
+
+    /// The dropout probability used in training, as the published training code sets it.
+    pub fn dropout_rate(&self) -> f32 {
+        match self {
+            Arch::HardNet | Arch::HyNet => 0.3,
+            Arch::SosNet | Arch::DesDis { .. } => 0.1,
+            Arch::L2Net | Arch::TFeat => 0.0,
+        }
+    }
+
+    /// Recognises the architecture (and DesDis width) of a checkpoint from its keys and shapes.
+    pub fn detect(sd: &StateDict) -> Result<Arch> {
+        let has = |key: &str| sd.tensors.contains_key(key);
+        let arch = if has("layer1.0.eps") || has("layer7.1.weight") {
+            Arch::HyNet
+        } else if has("layers.1.weight") {
+            Arch::SosNet
+        } else if has("descr.0.weight") {
+            Arch::TFeat
+        } else if has("desc.1.weight") {
+            Arch::DesDis { dim: desdis_dim(sd)? }
+        } else if has("features.18.weight") {
+            // L2-Net's head convolution; HardNet has its dropout at 18 (and 19 would be L2-Net's BN).
+            Arch::L2Net
+        } else if has("features.19.weight") {
+            Arch::HardNet
+        } else {
+            return Err(unrecognised_keys(sd));
+        };
+        Ok(arch)
+    }
+}
+
+/// `""` (default width 32) or a separator and a positive width.
+fn parse_desdis_dim(rest: &str) -> Option<usize> {
+    if rest.is_empty() {
+        return Some(32);
+    }
+    let digits = rest.strip_prefix(['-', ':', '_']).unwrap_or(rest);
+    digits.parse::<usize>().ok().filter(|&dim| dim > 0)
+}
+
+fn unknown_name(name: &str) -> Error {
+    Error::UnknownArch(format!("`{name}` (known: {KNOWN_NAMES})"))
+}
+
+fn desdis_dim(sd: &StateDict) -> Result<usize> {
+    let key = "layer1.1.weight";
+    let weight = sd.tensors.get(key).ok_or_else(|| Error::MissingKey {
+        path: sd.path.clone(),
+        key: key.into(),
+        arch: "desdis".into(),
+    })?;
+    match weight.dims() {
+        [dim, ..] if *dim > 0 => Ok(*dim),
+        dims => Err(Error::checkpoint(
+            &sd.path,
+            format!("key `{key}` has shape {dims:?}, not a DesDis first layer"),
+        )),
+    }
+}
+
+fn unrecognised_keys(sd: &StateDict) -> Error {
+    let mut keys: Vec<&str> = sd.tensors.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let shown = keys.iter().take(6).copied().collect::<Vec<_>>().join(", ");
+    let more = if keys.len() > 6 { format!(", ... ({} keys)", keys.len()) } else { String::new() };
+    Error::UnknownArch(format!(
+        "{}: its keys match none of {KNOWN_NAMES}; found: [{shown}{more}]",
+        sd.path.display()
+    ))
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl FromStr for Arch {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Arch::parse(s)
+    }
+}

@@ -20,13 +20,7 @@ pub enum Error {
     MissingKey { path: PathBuf, key: String, arch: String },
     /// A tensor in the checkpoint does not have the shape the architecture expects.
     #[error("{path}: key `{key}` has shape {found:?}, architecture {arch} expects {expected:?}")]
-    Shape {
-        path: PathBuf,
-        key: String,
-        arch: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    Shape { path: PathBuf, key: String, arch: String, expected: Vec<usize>, found: Vec<usize> },
     /// An architecture name or checkpoint layout that no known net matches.
     #[error("unknown architecture: {0}")]
     UnknownArch(String),

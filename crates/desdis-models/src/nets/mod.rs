@@ -1,1 +1,255 @@
-//! (being built)
+//! The descriptor nets, the [`Net`] wrapper that runs any of them, and [`load_net`], which builds
+//! one from a checkpoint after checking every key and shape.
+
+pub mod desdis;
+pub mod hardnet;
+pub mod hynet;
+pub mod l2net;
+pub mod sosnet;
+pub mod tfeat;
+
+use std::collections::HashMap;
+
+use candle_core::{bail, DType, Device, ModuleT, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+pub use desdis::DesDis;
+pub use hardnet::HardNet;
+pub use hynet::HyNet;
+pub use l2net::L2Net;
+pub use sosnet::SosNet;
+pub use tfeat::TFeat;
+
+use crate::arch::{Arch, LayerSpec, PATCH_SIDE};
+use crate::layers::{ConvSpec, Dropout, NET_DTYPE};
+use crate::weights::StateDict;
+use crate::{Error, Result};
+
+/// The six 3x3 convolutions shared by L2-Net, HardNet, SOSNet and HyNet: 32, 32, 64 (stride 2),
+/// 64, 128 (stride 2), 128 channels.
+pub(crate) const TRUNK: [ConvSpec; 6] = [
+    ConvSpec::new(1, 32, 3).padding(1),
+    ConvSpec::new(32, 32, 3).padding(1),
+    ConvSpec::new(32, 64, 3).stride(2).padding(1),
+    ConvSpec::new(64, 64, 3).padding(1),
+    ConvSpec::new(64, 128, 3).stride(2).padding(1),
+    ConvSpec::new(128, 128, 3).padding(1),
+];
+
+/// Their final 8x8 convolution to the 128-d descriptor.
+pub(crate) const HEAD: ConvSpec = ConvSpec::new(128, 128, 8);
+
+/// Specs of convolutions at `{seq}.{index}`, each followed by a batch norm at `{seq}.{index + 1}`.
+pub(crate) fn conv_bn_specs(
+    seq: &str,
+    convs: impl IntoIterator<Item = (usize, ConvSpec)>,
+    affine: bool,
+) -> Vec<LayerSpec> {
+    convs
+        .into_iter()
+        .flat_map(|(index, conv)| {
+            [
+                LayerSpec::Conv { prefix: format!("{seq}.{index}"), conv },
+                LayerSpec::BatchNorm { prefix: format!("{seq}.{}", index + 1), channels: conv.c_out, affine },
+            ]
+        })
+        .collect()
+}
+
+#[derive(Debug)]
+enum Inner {
+    HardNet(HardNet),
+    SosNet(SosNet),
+    HyNet(HyNet),
+    L2Net(L2Net),
+    TFeat(TFeat),
+    DesDis(DesDis),
+}
+
+/// Any of the descriptor nets, with its architecture. Implements [`ModuleT`]: `forward_t(x, train)`
+/// takes `(B, 1, 32, 32)` patches (any dtype, converted) in [`Arch::input_range`] and returns `(B, 128)`.
+///
+/// `train = true` uses batch statistics (updating the running ones in place) and dropout.
+/// [`Net::set_dropout`]`(0.0)` keeps batch statistics but removes the randomness, which is how
+/// training-mode outputs are compared with a reference.
+#[derive(Debug)]
+pub struct Net {
+    arch: Arch,
+    dtype: DType,
+    inner: Inner,
+}
+
+impl Net {
+    /// Builds the net for `arch` from `vb` (weights read, or created when `vb` is on a `VarMap`).
+    pub fn new(arch: Arch, vb: VarBuilder) -> Result<Net> {
+        let dtype = vb.dtype();
+        let inner = match arch {
+            Arch::HardNet => Inner::HardNet(HardNet::new(vb)?),
+            Arch::SosNet => Inner::SosNet(SosNet::new(vb)?),
+            Arch::HyNet => Inner::HyNet(HyNet::new(vb)?),
+            Arch::L2Net => Inner::L2Net(L2Net::new(vb)?),
+            Arch::TFeat => Inner::TFeat(TFeat::new(vb)?),
+            Arch::DesDis { dim: 0 } => return Err(Error::Input("DesDis needs a positive width".into())),
+            Arch::DesDis { dim } => Inner::DesDis(DesDis::new(vb, dim)?),
+        };
+        Ok(Net { arch, dtype, inner })
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    fn dropout_layer(&self) -> Option<&Dropout> {
+        match &self.inner {
+            Inner::HardNet(net) => Some(net.dropout()),
+            Inner::SosNet(net) => Some(net.dropout()),
+            Inner::HyNet(net) => Some(net.dropout()),
+            Inner::DesDis(net) => Some(net.dropout()),
+            Inner::L2Net(_) | Inner::TFeat(_) => None,
+        }
+    }
+
+    fn dropout_layer_mut(&mut self) -> Option<&mut Dropout> {
+        match &mut self.inner {
+            Inner::HardNet(net) => Some(net.dropout_mut()),
+            Inner::SosNet(net) => Some(net.dropout_mut()),
+            Inner::HyNet(net) => Some(net.dropout_mut()),
+            Inner::DesDis(net) => Some(net.dropout_mut()),
+            Inner::L2Net(_) | Inner::TFeat(_) => None,
+        }
+    }
+
+    /// The current dropout probability (0 for nets without dropout).
+    pub fn dropout(&self) -> f32 {
+        self.dropout_layer().map_or(0.0, Dropout::p)
+    }
+
+    /// Sets the dropout probability, in `0..=1`. Nets without a dropout layer accept only 0.
+    pub fn set_dropout(&mut self, p: f32) -> Result<()> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::Input(format!("dropout probability {p} is outside 0..=1")));
+        }
+        let arch = self.arch;
+        match self.dropout_layer_mut() {
+            Some(dropout) => dropout.set_p(p),
+            None if p == 0.0 => {}
+            None => return Err(Error::Input(format!("{arch} has no dropout layer, cannot set p = {p}"))),
+        }
+        Ok(())
+    }
+
+    /// Restarts the dropout masks from `seed` (every net starts from seed 0), for reproducible runs.
+    pub fn seed_dropout(&self, seed: u64) {
+        if let Some(dropout) = self.dropout_layer() {
+            dropout.reseed(seed);
+        }
+    }
+}
+
+/// Checks `x` is a non-empty `(B, 1, 32, 32)` batch.
+fn check_input(arch: Arch, x: &Tensor) -> candle_core::Result<()> {
+    match x.dims() {
+        &[b, 1, h, w] if b > 0 && h == PATCH_SIDE && w == PATCH_SIDE => Ok(()),
+        dims => {
+            bail!("{arch}: expected patches of shape (B >= 1, 1, {PATCH_SIDE}, {PATCH_SIDE}), got {dims:?}")
+        }
+    }
+}
+
+impl ModuleT for Net {
+    /// # Shapes
+    /// `(B, 1, 32, 32)` -> `(B, 128)`
+    fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        check_input(self.arch, x)?;
+        let x = x.to_dtype(self.dtype)?;
+        match &self.inner {
+            Inner::HardNet(net) => net.forward_t(&x, train),
+            Inner::SosNet(net) => net.forward_t(&x, train),
+            Inner::HyNet(net) => net.forward_t(&x, train),
+            Inner::L2Net(net) => net.forward_t(&x, train),
+            Inner::TFeat(net) => net.forward_t(&x, train),
+            Inner::DesDis(net) => net.forward_t(&x, train),
+        }
+    }
+}
+
+/// Loads a net from a checkpoint path or `hf://` source (see [`crate::weights::load`]).
+///
+/// With `arch = None` the architecture is detected from the keys ([`Arch::detect`]). Every tensor
+/// the architecture needs is checked before anything is built: a missing one is
+/// [`Error::MissingKey`], a wrongly shaped one [`Error::Shape`], both naming the file. Extra keys
+/// (`num_batches_tracked`) are ignored. Tensors are converted to `f32` on `device`.
+pub fn load_net(source: &str, arch: Option<Arch>, device: &Device) -> Result<Net> {
+    let sd = crate::weights::load(source, device)?;
+    net_from_state_dict(&sd, arch, device)
+}
+
+/// [`load_net`] from an already read state dict. The net gets its own copy of the tensors.
+pub fn net_from_state_dict(sd: &StateDict, arch: Option<Arch>, device: &Device) -> Result<Net> {
+    let arch = resolve_arch(sd, arch)?;
+    let tensors = checked_tensors(sd, arch, device)?;
+    Net::new(arch, VarBuilder::from_tensors(tensors, NET_DTYPE, device))
+}
+
+/// `arch` if given, else the one detected from the keys of `sd`.
+pub(crate) fn resolve_arch(sd: &StateDict, arch: Option<Arch>) -> Result<Arch> {
+    match arch {
+        Some(arch) => Ok(arch),
+        None => Arch::detect(sd),
+    }
+}
+
+/// The tensors `arch` reads, by key, with their shapes, in key order: found by building the net on
+/// a fresh `VarMap`, so the list is exactly what [`Net::new`] asks for.
+pub fn expected_tensors(arch: Arch) -> Result<Vec<(String, Vec<usize>)>> {
+    let varmap = VarMap::new();
+    Net::new(arch, VarBuilder::from_varmap(&varmap, NET_DTYPE, &Device::Cpu))?;
+    let vars = varmap.data().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut expected: Vec<(String, Vec<usize>)> =
+        vars.iter().map(|(key, var)| (key.clone(), var.dims().to_vec())).collect();
+    expected.sort();
+    Ok(expected)
+}
+
+/// Checks `sd` holds every tensor of `arch` with the right shape (errors name the file and key).
+pub fn check_state_dict(sd: &StateDict, arch: Arch) -> Result<()> {
+    check_against(sd, arch, &expected_tensors(arch)?)
+}
+
+fn check_against(sd: &StateDict, arch: Arch, expected: &[(String, Vec<usize>)]) -> Result<()> {
+    for (key, shape) in expected {
+        let found = sd.tensors.get(key).ok_or_else(|| Error::MissingKey {
+            path: sd.path.clone(),
+            key: key.clone(),
+            arch: arch.name(),
+        })?;
+        if found.dims() != shape.as_slice() {
+            return Err(Error::Shape {
+                path: sd.path.clone(),
+                key: key.clone(),
+                arch: arch.name(),
+                expected: shape.clone(),
+                found: found.dims().to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The tensors of `arch` from `sd`, checked, as fresh contiguous `f32` copies on `device`.
+pub(crate) fn checked_tensors(
+    sd: &StateDict,
+    arch: Arch,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
+    let expected = expected_tensors(arch)?;
+    check_against(sd, arch, &expected)?;
+    let mut tensors = HashMap::new();
+    for (key, _) in expected {
+        // A copy, so that training-mode running-statistics updates never write into `sd`.
+        let converted = sd.tensors[&key].to_dtype(NET_DTYPE)?.to_device(device)?.copy()?;
+        tensors.insert(key, converted);
+    }
+    Ok(tensors)
+}

@@ -1,16 +1,87 @@
 //! Convolution entry point used by every net, so a faster kernel replaces it in one place.
+//!
+//! On the CPU, f32 convolutions run through our own kernels: per-image im2col + gemm, parallel
+//! over the batch, with backward kernels of the same kind (input gradient: gemm with the
+//! transposed weights, then col2im; weight gradient: gemm of the output gradient with the patch
+//! matrix), and a single matmul where the kernel covers the whole input (HardNet's 8x8 head).
+//! Each rayon thread keeps its patch-matrix scratch between calls. Other dtypes and devices use
+//! candle's `conv2d`, so results stay correct everywhere.
 
-use candle_core::{Result, Tensor};
+mod geometry;
+mod im2col;
+mod kernels;
+mod matmul;
+mod op;
+mod scratch;
+
+use candle_core::{DType, Result, Tensor};
+
+use geometry::ConvGeometry;
+use op::Conv2dF32;
 
 /// 2-D convolution with square kernels, symmetric padding and equal strides.
+///
+/// Differentiable in `x`, `w` and `b` (first order).
 ///
 /// # Shapes
 /// - `x`: `(B, C_in, H, W)`, `w`: `(C_out, C_in, K, K)`, `b`: `(C_out)`
 /// - returns `(B, C_out, (H + 2p - K) / s + 1, (W + 2p - K) / s + 1)`
 pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> Result<Tensor> {
-    let y = x.conv2d(w, padding, stride, 1, 1)?;
+    let y = if has_fast_kernel(x, w, stride, padding) {
+        x.contiguous()?.apply_op2(&w.contiguous()?, Conv2dF32 { stride, padding })?
+    } else {
+        x.conv2d(w, padding, stride, 1, 1)?
+    };
     match b {
         Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
         None => Ok(y),
     }
+}
+
+/// True when our CPU kernels handle this convolution; anything else (other devices or dtypes,
+/// empty or malformed shapes) goes to candle, which also reports the errors.
+fn has_fast_kernel(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> bool {
+    x.device().is_cpu()
+        && w.device().is_cpu()
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && x.elem_count() > 0
+        && w.elem_count() > 0
+        && ConvGeometry::new(x.dims(), w.dims(), stride, padding).is_ok()
+}
+
+/// Folds an eval-mode batch norm that follows a convolution into the convolution's weight and
+/// bias, so inference runs one conv instead of conv + normalisation:
+/// `bn(conv(x, w) + b) = conv(x, w * s) + (b - mean) * s + beta` with `s = gamma / sqrt(var + eps)`.
+///
+/// `gamma`/`beta` are `None` for a batch norm without affine parameters (HardNet's).
+///
+/// # Shapes
+/// - `w`: `(C_out, C_in, K, K)`; `b`, `running_mean`, `running_var`, `gamma`, `beta`: `(C_out)`
+/// - returns the folded `(w, b)` with the same shapes
+pub fn fold_batchnorm(
+    w: &Tensor,
+    b: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    eps: f64,
+) -> Result<(Tensor, Tensor)> {
+    let inv_std = (running_var + eps)?.sqrt()?.recip()?;
+    let scale = match gamma {
+        Some(gamma) => (gamma * inv_std)?,
+        None => inv_std,
+    };
+    let folded_w = w.broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?;
+    let centred = match b {
+        Some(b) => (b - running_mean)?,
+        None => running_mean.neg()?,
+    };
+    let folded_b = (centred * &scale)?;
+    let folded_b = match beta {
+        Some(beta) => (folded_b + beta)?,
+        None => folded_b,
+    };
+    Ok((folded_w, folded_b))
 }

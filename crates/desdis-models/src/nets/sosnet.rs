@@ -1,0 +1,73 @@
+//! SOSNet32x32: instance-normalised input, the HardNet trunk and head (dropout 0.1), and a local
+//! response normalisation spanning all channels, which L2-normalises `x + 1e-10`.
+//! Keys `layers.{1,4,7,10,13,16,20}.weight`, `layers.{2,5,...,21}.running_{mean,var}`.
+
+use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::{HEAD, TRUNK};
+use crate::arch::{Arch, LayerSpec};
+use crate::layers::{channel_normalize, ConvBn, Dropout, InstanceNorm2d, L2_EPS};
+
+/// Index of the final convolution in the `layers` sequence (the dropout sits at 19).
+const HEAD_INDEX: usize = 20;
+
+/// The SOSNet32x32 descriptor net.
+#[derive(Debug)]
+pub struct SosNet {
+    input_norm: InstanceNorm2d,
+    trunk: Vec<ConvBn>,
+    dropout: Dropout,
+    head: ConvBn,
+}
+
+impl SosNet {
+    /// Reads the weights under `layers.*` of `vb`.
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        let layers = vb.pp("layers");
+        let trunk = TRUNK
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| ConvBn::new(layers.pp(3 * i + 1), layers.pp(3 * i + 2), *spec, false))
+            .collect::<Result<Vec<_>>>()?;
+        let head = ConvBn::new(layers.pp(HEAD_INDEX), layers.pp(HEAD_INDEX + 1), HEAD, false)?;
+        Ok(Self {
+            input_norm: InstanceNorm2d::new(),
+            trunk,
+            dropout: Dropout::new(Arch::SosNet.dropout_rate(), 0),
+            head,
+        })
+    }
+
+    /// The dropout layer.
+    pub fn dropout(&self) -> &Dropout {
+        &self.dropout
+    }
+
+    /// The dropout layer, to change its probability.
+    pub fn dropout_mut(&mut self) -> &mut Dropout {
+        &mut self.dropout
+    }
+}
+
+impl ModuleT for SosNet {
+    /// # Shapes
+    /// `(B, 1, 32, 32)` -> `(B, 128)`, unit rows
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut x = self.input_norm.forward(x)?;
+        for block in &self.trunk {
+            x = block.forward_t(&x, train)?.relu()?;
+        }
+        let x = self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?;
+        // SOSNet adds 1e-10 before its LocalResponseNorm(256, alpha=256, beta=0.5, k=0).
+        channel_normalize(&(x.flatten_from(1)? + L2_EPS)?, 0.0)
+    }
+}
+
+/// The layers, for sizes and keys.
+pub(crate) fn layer_specs() -> Vec<LayerSpec> {
+    let mut layers =
+        super::conv_bn_specs("layers", TRUNK.iter().enumerate().map(|(i, s)| (3 * i + 1, *s)), false);
+    layers.extend(super::conv_bn_specs("layers", [(HEAD_INDEX, HEAD)], false));
+    layers
+}

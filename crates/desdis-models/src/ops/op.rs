@@ -1,0 +1,71 @@
+//! The convolution as a candle custom op, so autograd calls our own backward kernels.
+
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+
+use super::geometry::ConvGeometry;
+use super::kernels::{backward, forward, Wanted};
+
+/// `conv2d(x, w)` on contiguous f32 CPU tensors, with a first-order backward.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Conv2dF32 {
+    pub stride: usize,
+    pub padding: usize,
+}
+
+/// The f32 elements of a contiguous CPU tensor's storage.
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let (start, end) = match layout.contiguous_offsets() {
+        Some(range) => range,
+        None => bail!("desdis conv2d: expected a contiguous tensor"),
+    };
+    Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
+impl CustomOp2 for Conv2dF32 {
+    fn name(&self) -> &'static str {
+        "desdis-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = ConvGeometry::new(xl.dims(), wl.dims(), self.stride, self.padding)?;
+        let y = forward(&g, contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?);
+        Ok((CpuStorage::F32(y), g.output_shape()))
+    }
+
+    /// Gradients for `x` and `w`, each only if that argument is tracked. The returned tensors are
+    /// plain values, so gradients of gradients are not supported.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let g = ConvGeometry::new(x.dims(), w.dims(), self.stride, self.padding)?;
+        let wanted = Wanted { input: x.track_op(), weight: w.track_op() };
+        let grads = {
+            let (x_storage, x_layout) = x.storage_and_layout();
+            let (w_storage, w_layout) = w.storage_and_layout();
+            let (dy_storage, dy_layout) = dy.storage_and_layout();
+            let (Storage::Cpu(xs), Storage::Cpu(ws), Storage::Cpu(dys)) =
+                (&*x_storage, &*w_storage, &*dy_storage)
+            else {
+                bail!("desdis conv2d: backward expects CPU tensors")
+            };
+            let x = contiguous_f32(xs, x_layout)?;
+            let w = contiguous_f32(ws, w_layout)?;
+            backward(&g, x, w, contiguous_f32(dys, dy_layout)?, wanted)
+        };
+        let to_tensor = |data: Option<Vec<f32>>, like: &Tensor| {
+            data.map(|d| Tensor::from_vec(d, like.shape(), like.device())).transpose()
+        };
+        Ok((to_tensor(grads.input, x)?, to_tensor(grads.weight, w)?))
+    }
+}
