@@ -1,1 +1,43 @@
-//! desdis-loss (being built).
+//! Losses for learning patch descriptors, on candle tensors: the triplet losses of the teacher
+//! recipes (HardNet, L2-Net, SOSNet, HyNet, TFeat) and the DesDis objective
+//! `L = L_triplet(student) + lambda * R_ts`, whose teacher-student regularizer keeps the student's
+//! similarities on the mined positive and negative pairs close to a frozen teacher's.
+//!
+//! Every loss takes a [`PairBatch`] of `N` matching pairs and mines its negatives inside the
+//! batch. Mining runs on a detached host copy (a fused gemm kernel on the CPU); only the `O(N)`
+//! distances a loss uses are then gathered and differentiated. See `docs/losses.md` for the
+//! definitions and where they come from.
+
+pub mod batch;
+pub mod dense;
+pub mod distance;
+pub mod distill;
+pub mod error;
+mod gather;
+pub mod hardnet;
+pub mod hynet;
+mod kernel;
+pub mod mining;
+pub mod recipe;
+pub mod rts;
+pub mod sosnet;
+pub mod tfeat;
+pub mod triplet;
+
+pub use batch::PairBatch;
+pub use dense::{hardnet_dense, DistanceBackend};
+pub use distance::{paired_distance, pairwise_distance, pairwise_distance_plain, Metric, DISTANCE_EPS};
+pub use distill::{Distillation, DistillationConfig, DistillationLoss};
+pub use error::{Error, Result};
+pub use hardnet::{HardNetConfig, HardNetLoss};
+pub use hynet::{HyNetConfig, HyNetLoss, HyNetTerms};
+pub use mining::{
+    hardest_negatives, nearest_neighbours, shifted_negatives, Mining, Negatives, FALSE_NEGATIVE_DISTANCE,
+};
+pub use recipe::{LossConfig, LossKind};
+pub use rts::{
+    pair_similarities, teacher_student_regularizer, PairSimilarities, RtsConfig, RtsForm, Similarity,
+};
+pub use sosnet::{SosNetConfig, SosNetLoss, SosNetTerms};
+pub use tfeat::{TfeatConfig, TfeatLoss, TfeatNegatives};
+pub use triplet::TripletLoss;

@@ -1,0 +1,157 @@
+//! Distances between descriptors: full matrices (differentiable) and gathered pairs.
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::batch::check_matrix_pair;
+use crate::error::{input, Result};
+use crate::gather::{GatheredPairs, PairMeasure};
+use crate::kernel::FusedDistance;
+
+/// Added under every square root so that the distance between identical descriptors has a
+/// finite gradient (the published HardNet and HyNet code use the same value).
+pub const DISTANCE_EPS: f64 = 1e-6;
+
+/// How a distance is computed from two descriptors `x`, `y`; both give
+/// `sqrt(max(s, 0) + DISTANCE_EPS)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// `s = 2 - 2 x·y`: the squared L2 distance of unit vectors. It skips the norms, and its
+    /// gradient differs from the Euclidean one only along `x` itself, a direction that the
+    /// backward pass of an L2 normalisation removes.
+    #[default]
+    UnitSphere,
+    /// `s = |x - y|²`: the L2 distance of arbitrary vectors (TFeat).
+    Euclidean,
+}
+
+/// Checks that `x` `(N, D)` and `y` `(M, D)` can be compared; returns `D`.
+fn check_comparable(x: &Tensor, y: &Tensor) -> Result<usize> {
+    check_matrix_pair("x", x, "y", y)?;
+    let (dx, dy) = (x.dim(1)?, y.dim(1)?);
+    if dx != dy {
+        return Err(input(format!("descriptor lengths differ: {dx} vs {dy}")));
+    }
+    Ok(dx)
+}
+
+/// `sqrt(max(s, 0) + eps)`, elementwise and differentiable.
+fn clamped_sqrt(s: &Tensor) -> Result<Tensor> {
+    Ok((s.relu()? + DISTANCE_EPS)?.sqrt()?)
+}
+
+/// The differentiable `(N, M)` matrix of distances between the rows of `x` and the rows of `y`.
+///
+/// On the CPU with `f32`/`f64` descriptors this runs the fused kernel (one gemm, one pass, and a
+/// hand-written backward); elsewhere it falls back to [`pairwise_distance_plain`].
+///
+/// # Shapes
+/// - `x`: `(N, D)`, `y`: `(M, D)` → `(N, M)`
+pub fn pairwise_distance(x: &Tensor, y: &Tensor, metric: Metric) -> Result<Tensor> {
+    check_comparable(x, y)?;
+    if !has_cpu_kernel(x) {
+        return pairwise_distance_plain(x, y, metric);
+    }
+    Ok(x.contiguous()?.apply_op2(&y.contiguous()?, FusedDistance { metric })?)
+}
+
+/// [`pairwise_distance`] written with plain tensor ops, for any device and dtype.
+///
+/// # Shapes
+/// - `x`: `(N, D)`, `y`: `(M, D)` → `(N, M)`
+pub fn pairwise_distance_plain(x: &Tensor, y: &Tensor, metric: Metric) -> Result<Tensor> {
+    check_comparable(x, y)?;
+    let gram = x.matmul(&y.t()?)?;
+    let s = match metric {
+        Metric::UnitSphere => gram.affine(-2.0, 2.0)?,
+        Metric::Euclidean => {
+            let nx = x.sqr()?.sum_keepdim(1)?;
+            let ny = y.sqr()?.sum_keepdim(1)?.t()?;
+            nx.broadcast_add(&ny)?.broadcast_sub(&(gram * 2.0)?)?
+        }
+    };
+    clamped_sqrt(&s)
+}
+
+/// Distances between row `i` of `x` and row `i` of `y`, for every `i`.
+///
+/// # Shapes
+/// - `x`, `y`: `(N, D)` → `(N,)`
+pub fn paired_distance(x: &Tensor, y: &Tensor, metric: Metric) -> Result<Tensor> {
+    check_comparable(x, y)?;
+    if x.dim(0)? != y.dim(0)? {
+        return Err(input(format!("row counts differ: {} vs {}", x.dim(0)?, y.dim(0)?)));
+    }
+    let s = match metric {
+        Metric::UnitSphere => (x * y)?.sum(1)?.affine(-2.0, 2.0)?,
+        // The difference itself, not |x|² + |y|² - 2 x·y: no cancellation for close vectors.
+        Metric::Euclidean => (x - y)?.sqr()?.sum(1)?,
+    };
+    clamped_sqrt(&s)
+}
+
+/// Row-wise dot products: `x_i · y_i`.
+///
+/// # Shapes
+/// - `x`, `y`: `(N, D)` → `(N,)`
+pub(crate) fn paired_dot(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    Ok((x * y)?.sum(1)?)
+}
+
+/// The rows of `pool` at `indices`, differentiably.
+///
+/// # Shapes
+/// - `pool`: `(P, D)` → `(indices.len(), D)`
+fn gather_rows(pool: &Tensor, indices: &[u32]) -> Result<Tensor> {
+    let ids = Tensor::from_slice(indices, indices.len(), pool.device())?;
+    Ok(pool.index_select(&ids, 0)?)
+}
+
+/// True where the CPU kernels of this crate can run on `x`.
+fn has_cpu_kernel(x: &Tensor) -> bool {
+    matches!(x.device(), Device::Cpu) && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+/// `measure(pool[left[k]], pool[right[k]])` for every `k`: in place on the CPU, through gathered
+/// copies of the rows elsewhere.
+///
+/// # Shapes
+/// - `pool`: `(P, D)` → `(left.len(),)`
+pub(crate) fn gathered(pool: &Tensor, left: &[u32], right: &[u32], measure: PairMeasure) -> Result<Tensor> {
+    if left.len() != right.len() {
+        return Err(input(format!("{} left indices but {} right ones", left.len(), right.len())));
+    }
+    if has_cpu_kernel(pool) {
+        let op = GatheredPairs { left: left.to_vec(), right: right.to_vec(), measure };
+        return Ok(pool.contiguous()?.apply_op1(op)?);
+    }
+    gathered_plain(pool, left, right, measure)
+}
+
+/// [`gathered`] with plain tensor ops.
+pub(crate) fn gathered_plain(
+    pool: &Tensor,
+    left: &[u32],
+    right: &[u32],
+    measure: PairMeasure,
+) -> Result<Tensor> {
+    let (x, y) = (gather_rows(pool, left)?, gather_rows(pool, right)?);
+    match measure {
+        PairMeasure::Dot => paired_dot(&x, &y),
+        PairMeasure::Distance(metric) => paired_distance(&x, &y, metric),
+    }
+}
+
+/// Distances between `pool[left[k]]` and `pool[right[k]]` for every `k`.
+///
+/// # Shapes
+/// - `pool`: `(P, D)` → `(left.len(),)`
+pub(crate) fn gathered_distance(
+    pool: &Tensor,
+    left: &[u32],
+    right: &[u32],
+    metric: Metric,
+) -> Result<Tensor> {
+    gathered(pool, left, right, PairMeasure::Distance(metric))
+}
