@@ -15,9 +15,9 @@ pub enum Error {
     /// An invalid configuration value or run directory.
     #[error("{0}")]
     Config(String),
-    /// From the nets or their weights.
+    /// From the nets or their weights (boxed: that error carries shapes and paths).
     #[error(transparent)]
-    Model(#[from] desdis_models::Error),
+    Model(Box<desdis_models::Error>),
     /// From the tensor library.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
@@ -25,6 +25,12 @@ pub enum Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<desdis_models::Error> for Error {
+    fn from(e: desdis_models::Error) -> Self {
+        Error::Model(Box::new(e))
+    }
+}
 
 impl Error {
     /// An [`Error::Io`] for `path`.
