@@ -1,1 +1,234 @@
-#[test] fn placeholder_cli() {}
+//! End-to-end tests of the `desdis` binary: parity of released weights through `describe`, and a
+//! clear error with a non-zero exit for each kind of bad input.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{Device, Tensor};
+use desdis_models::testing::shared_data;
+use desdis_models::weights;
+
+fn desdis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_desdis")).args(args).output().expect("the desdis binary runs")
+}
+
+fn read_npy_f32(path: &Path) -> (Vec<u64>, Vec<f32>) {
+    let bytes = std::fs::read(path).expect("output written");
+    let npy = npyz::NpyFile::new(&bytes[..]).expect("valid npy");
+    let shape = npy.shape().to_vec();
+    let fortran = npy.order() == npyz::Order::Fortran;
+    let mut values: Vec<f32> = npy.into_vec().expect("f32 data");
+    if fortran {
+        // The reference files are column-major (N, D): transpose to row-major.
+        let (n, d) = (shape[0] as usize, shape[1] as usize);
+        values = (0..n * d).map(|i| values[(i % d) * n + i / d]).collect();
+    }
+    (shape, values)
+}
+
+fn describe_ok(weights: &str, input: &Path, out: &Path) {
+    let o = desdis(&[
+        "describe",
+        "--weights",
+        weights,
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "describe failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The released students and TFeat, through the binary, against the independent float64 reference.
+#[test]
+fn released_weights_match_reference_descriptors() {
+    let Some(input) = shared_data("reference/hpatches_ref64_u8_65x65.npy") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("desdis-official/DesDis-8.pth", "desdis-8"),
+        ("desdis-official/DesDis-16.pth", "desdis-16"),
+        ("desdis-official/DesDis-24.pth", "desdis-24"),
+        ("desdis-official/DesDis-32.pth", "desdis-32"),
+        ("tfeat/tfeat-liberty.params", "tfeat-liberty"),
+    ];
+    for (weights, name) in cases {
+        let weights = shared_data(weights).expect("weights beside the reference");
+        let reference = shared_data(&format!("reference/{name}_ref64.npy")).expect("reference file");
+        let out = tmp.path().join(format!("{name}.npy"));
+        describe_ok(weights.to_str().unwrap(), &input, &out);
+        let (shape, got) = read_npy_f32(&out);
+        let (ref_shape, expected) = read_npy_f32(&reference);
+        assert_eq!(shape, ref_shape, "{name}");
+        let max = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(max <= 1e-5, "{name}: max |diff| {max}");
+    }
+}
+
+/// An HPatches strip PNG is sliced into 65x65 patches and described, one row per patch.
+#[test]
+fn describes_an_hpatches_strip() {
+    let (Some(strip), Some(w)) =
+        (shared_data("hpatches-patches/ref.png"), shared_data("desdis-official/DesDis-8.pth"))
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("strip.npy");
+    describe_ok(w.to_str().unwrap(), &strip, &out);
+    let (shape, values) = read_npy_f32(&out);
+    assert_eq!(shape, vec![1123, 128]);
+    for row in values.chunks(128) {
+        let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "descriptors are unit vectors, got norm {norm}");
+    }
+}
+
+fn write_npy_u8(path: &Path, shape: &[u64], data: &[u8]) {
+    use npyz::WriterBuilder;
+    let mut bytes = Vec::new();
+    let mut w =
+        npyz::WriteOptions::<u8>::new().default_dtype().shape(shape).writer(&mut bytes).begin_nd().unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn write_npy_i32(path: &Path, shape: &[u64], data: &[i32]) {
+    use npyz::WriterBuilder;
+    let mut bytes = Vec::new();
+    let mut w =
+        npyz::WriteOptions::<i32>::new().default_dtype().shape(shape).writer(&mut bytes).begin_nd().unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A checkpoint of the released DesDis-8 with `edit` applied, as safetensors.
+fn edited_checkpoint(
+    dir: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut HashMap<String, Tensor>),
+) -> Option<PathBuf> {
+    let source = shared_data("desdis-official/DesDis-8.pth")?;
+    let mut sd = weights::load(source.to_str().unwrap(), &Device::Cpu).unwrap().tensors;
+    edit(&mut sd);
+    let path = dir.join(name);
+    weights::save_safetensors(&sd, &path).unwrap();
+    Some(path)
+}
+
+fn forbidden_pickle(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    // protocol 2: GLOBAL os.system, the argument tuple ('echo',), REDUCE, STOP.
+    let pickle = b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00echo\x85R.";
+    let path = dir.join("evil.pth");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    zip.start_file("archive/data.pkl", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(pickle).unwrap();
+    zip.finish().unwrap();
+    path
+}
+
+fn assert_fails(args: &[&str], needles: &[&str]) {
+    let o = desdis(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected failure for {args:?}");
+    assert_ne!(o.status.code(), Some(101), "a panic is not an error message: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr of {args:?} should mention {needle:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_inputs_fail_with_clear_messages() {
+    let Some(good_weights) = shared_data("desdis-official/DesDis-8.pth") else { return };
+    let good = good_weights.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let patches = dir.join("patches.npy");
+    write_npy_u8(&patches, &[2, 32, 32], &[128; 2048]);
+    let p = patches.to_str().unwrap();
+    let out = dir.join("out.npy");
+    let o = out.to_str().unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+
+    let truncated = dir.join("truncated.pth");
+    let bytes = std::fs::read(&good_weights).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_fails(&["describe", "--weights", &s(&truncated), "--input", p, "--output", o], &["truncated.pth"]);
+
+    let garbage = dir.join("garbage.pth");
+    std::fs::write(&garbage, b"this is not a checkpoint at all").unwrap();
+    assert_fails(&["describe", "--weights", &s(&garbage), "--input", p, "--output", o], &["garbage.pth"]);
+
+    let evil = forbidden_pickle(dir);
+    assert_fails(&["describe", "--weights", &s(&evil), "--input", p, "--output", o], &["evil.pth", "os"]);
+
+    let missing = edited_checkpoint(dir, "missing.safetensors", |sd| {
+        sd.remove("layer2.0.weight");
+    })
+    .unwrap();
+    assert_fails(
+        &["describe", "--weights", &s(&missing), "--arch", "desdis-8", "--input", p, "--output", o],
+        &["missing.safetensors", "layer2.0.weight"],
+    );
+
+    let wrong_shape = edited_checkpoint(dir, "shape.safetensors", |sd| {
+        sd.insert(
+            "layer2.0.weight".into(),
+            Tensor::zeros((3, 3, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        );
+    })
+    .unwrap();
+    assert_fails(
+        &["describe", "--weights", &s(&wrong_shape), "--input", p, "--output", o],
+        &["shape.safetensors", "layer2.0.weight"],
+    );
+
+    assert_fails(
+        &["describe", "--weights", good, "--arch", "resnet50", "--input", p, "--output", o],
+        &["resnet50"],
+    );
+    assert_fails(
+        &["describe", "--weights", &s(&dir.join("nope.pth")), "--input", p, "--output", o],
+        &["nope.pth"],
+    );
+
+    let rank1 = dir.join("rank1.npy");
+    write_npy_u8(&rank1, &[1024], &[0; 1024]);
+    assert_fails(
+        &["describe", "--weights", good, "--input", &s(&rank1), "--output", o],
+        &["rank1.npy", "shape"],
+    );
+
+    let ints = dir.join("ints.npy");
+    write_npy_i32(&ints, &[1, 32, 32], &[0; 1024]);
+    assert_fails(
+        &["describe", "--weights", good, "--input", &s(&ints), "--output", o],
+        &["ints.npy", "dtype"],
+    );
+
+    let empty = dir.join("empty.npy");
+    write_npy_u8(&empty, &[0, 32, 32], &[]);
+    assert_fails(
+        &["describe", "--weights", good, "--input", &s(&empty), "--output", o],
+        &["empty.npy", "no patches"],
+    );
+
+    let png = dir.join("broken.png");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    assert_fails(&["describe", "--weights", good, "--input", &s(&png), "--output", o], &["broken.png"]);
+
+    assert!(!out.exists(), "no output is written when describing fails");
+}
+
+#[test]
+fn help_explains_the_inputs() {
+    let o = desdis(&["describe", "--help"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    for needle in ["--weights", "--input", "PhotoTour", "INTER_LINEAR"] {
+        assert!(text.contains(needle), "help mentions {needle}");
+    }
+}

@@ -39,6 +39,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Describing patches with a net failed.
+    #[error(transparent)]
+    Model(Box<desdis_models::Error>),
+    /// Reading or cutting the evaluation data failed.
+    #[error(transparent)]
+    Data(Box<desdis_data::DataError>),
     /// A value could not be serialised to JSON.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -46,6 +52,24 @@ pub enum Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<desdis_models::Error> for Error {
+    fn from(e: desdis_models::Error) -> Self {
+        Error::Model(Box::new(e))
+    }
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Model(Box::new(e.into()))
+    }
+}
+
+impl From<desdis_data::DataError> for Error {
+    fn from(e: desdis_data::DataError) -> Self {
+        Error::Data(Box::new(e))
+    }
+}
 
 impl Error {
     /// An [`Error::Io`] for `path`.

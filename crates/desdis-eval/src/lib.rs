@@ -10,7 +10,15 @@
 //!
 //! The definitions, and how they relate to the published evaluation code, are in
 //! `docs/metrics.md`.
+//!
+//! ```
+//! // Three pairs: two matching ones that are close, one non-matching that is far.
+//! let fpr = desdis_eval::fpr95(&[0.1, 0.2, 0.9], &[true, true, false])?;
+//! assert_eq!(fpr, 0.0);
+//! # Ok::<(), desdis_eval::Error>(())
+//! ```
 
+mod describe;
 mod descriptors;
 mod error;
 mod export;
@@ -19,8 +27,10 @@ mod io;
 mod pairs;
 mod precision;
 mod rates;
+mod sequence;
 mod speed;
 
+pub use describe::{describe_f32, describe_patches};
 pub use descriptors::{distances_to, l2_distance, nearest_neighbour, nearest_neighbours, DescriptorMatrix};
 pub use error::{Error, Result};
 pub use export::{write_hpatches_csv, HPATCHES_IMAGE_TYPES};
@@ -31,4 +41,5 @@ pub use hpatches::{
 pub use io::{write_atomic, write_json_atomic};
 pub use precision::{average_precision, average_precision_of_retrieved, PrIntegration};
 pub use rates::{fpr95, operating_point_at_recall, OperatingPoint, RocCurve, RECALL_95};
+pub use sequence::{evaluate_cut, evaluate_sequence};
 pub use speed::{measure_throughput, Throughput, MIN_TIMED_CALLS};

@@ -7,6 +7,19 @@
 //! batch. Mining runs on a detached host copy (a fused gemm kernel on the CPU); only the `O(N)`
 //! distances a loss uses are then gathered and differentiated. See `docs/losses.md` for the
 //! definitions and where they come from.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use desdis_loss::{HardNetLoss, PairBatch, TripletLoss};
+//!
+//! // Four anchor/positive pairs of unit vectors: each positive equals its anchor.
+//! let a = Tensor::eye(4, candle_core::DType::F32, &Device::Cpu)?;
+//! let batch = PairBatch::new(a.clone(), a)?;
+//! let loss = HardNetLoss::default().loss(&batch)?.to_scalar::<f32>()?;
+//! // d_p = 0 and every negative is at sqrt(2): max(0, 1 + 0 - sqrt 2) = 0.
+//! assert!(loss.abs() < 1e-3);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod batch;
 pub mod dense;

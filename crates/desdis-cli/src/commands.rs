@@ -1,0 +1,165 @@
+//! The subcommands: each a small struct of flags with a `run`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use clap::Args;
+use desdis_data::phototour::{self, CachePolicy};
+use desdis_data::sequence::{CutConfig, Sequence};
+use desdis_eval::{
+    describe_f32, describe_patches, evaluate_sequence, fpr95, l2_distance, write_atomic, write_json_atomic,
+};
+use desdis_models::arch::Arch;
+use desdis_models::nets::{load_net, Net};
+use indicatif::{ProgressBar, ProgressStyle};
+use npyz::WriterBuilder;
+
+use crate::input::read_patches;
+
+/// The weights `describe` uses when `--weights` is not given: the light student the project ships.
+const DEFAULT_WEIGHTS: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/weights/desdis-32.safetensors");
+
+#[derive(Args, Debug)]
+pub struct Describe {
+    /// Weights: a .pth (zip or legacy), a .safetensors, or hf://org/repo[@rev]/file (cached, offline
+    /// with HF_HUB_OFFLINE=1). Default: the project's own DesDis-32 student.
+    #[arg(long)]
+    weights: Option<String>,
+    /// Architecture (hardnet, sosnet, hynet, l2net, tfeat, desdis-8/16/24/32, ...); detected from the
+    /// checkpoint's keys when omitted.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Patches: a .npy (N,H,W) or (N,1,H,W) of uint8 0..255 or float32 0..1, an HPatches strip .png
+    /// (65-pixel-wide column of patches), or a PhotoTour folder. Patches that are not 32x32 are
+    /// resized (64x64: 2x2 area average; others: bilinear as OpenCV's INTER_LINEAR).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output .npy: float32 (N, D) descriptors.
+    #[arg(long)]
+    output: PathBuf,
+    /// Patches per forward pass.
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+}
+
+impl Describe {
+    pub fn run(self) -> Result<()> {
+        let net = load(self.weights.as_deref(), self.arch.as_deref())?;
+        let patches = read_patches(&self.input)?;
+        let n = patches.len() / desdis_data::PATCH_LEN;
+        let bar = progress_bar(n as u64, "patches");
+        let desc =
+            describe_f32(&net, &patches, self.batch, &Device::Cpu, |done| bar.set_position(done as u64))
+                .with_context(|| format!("{}: describing failed", self.input.display()))?;
+        bar.finish_and_clear();
+        let dim = net.arch().descriptor_size();
+        write_npy_f32(&self.output, &desc, n, dim)?;
+        eprintln!("wrote {} descriptors of dimension {dim} to {}", n, self.output.display());
+        Ok(())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Eval {
+    /// Weights to score (as for `describe`).
+    #[arg(long)]
+    weights: String,
+    /// Architecture; detected from the checkpoint when omitted.
+    #[arg(long)]
+    arch: Option<String>,
+    /// A PhotoTour folder (patch sheets + info.txt); needs --pairs.
+    #[arg(long, requires = "pairs", conflicts_with = "sequence")]
+    phototour: Option<PathBuf>,
+    /// Pair file (m50_*.txt) of the PhotoTour folder: FPR95 over its pairs.
+    #[arg(long)]
+    pairs: Option<PathBuf>,
+    /// An image sequence folder (1.png..N.png + H_1_k): cut corresponding patches, score mAP.
+    #[arg(long)]
+    sequence: Option<PathBuf>,
+    /// Seed of the frame jitter when cutting a sequence.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the scores as JSON here too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+impl Eval {
+    pub fn run(self) -> Result<()> {
+        let net = load(Some(&self.weights), self.arch.as_deref())?;
+        let scores = match (&self.phototour, &self.pairs, &self.sequence) {
+            (Some(dir), Some(pairs), None) => phototour_fpr95(&net, dir, pairs)?,
+            (None, None, Some(dir)) => {
+                let seq = Sequence::load(dir)?;
+                let s = evaluate_sequence(&net, &seq, &CutConfig::default(), self.seed)?;
+                serde_json::json!({ "sequence": dir, "fpr95": s.fpr95, "verification_ap": s.verification_ap,
+                    "matching_map": s.matching_map, "retrieval_map": s.retrieval_map })
+            }
+            _ => bail!("give either --phototour DIR --pairs FILE, or --sequence DIR"),
+        };
+        println!("{}", serde_json::to_string_pretty(&scores)?);
+        if let Some(path) = &self.json {
+            write_json_atomic(path, &scores)?;
+        }
+        Ok(())
+    }
+}
+
+/// FPR95 of `net` over the pairs of a PhotoTour pair file; only the patches the pairs use are described.
+fn phototour_fpr95(net: &Net, dir: &Path, pairs_path: &Path) -> Result<serde_json::Value> {
+    let tour = phototour::load(dir, &CachePolicy::Off)?;
+    let pairs = tour.read_pairs(pairs_path)?;
+    if pairs.is_empty() {
+        bail!("{}: no pairs", pairs_path.display());
+    }
+    let mut used: Vec<u32> = pairs.iter().flat_map(|p| [p.a, p.b]).collect();
+    used.sort_unstable();
+    used.dedup();
+    let patches: Vec<u8> =
+        used.iter().flat_map(|&i| tour.set.patches[i as usize * 1024..][..1024].iter().copied()).collect();
+    let desc = describe_patches(net, &patches, 512, &Device::Cpu)?;
+    let dim = net.arch().descriptor_size();
+    let row = |i: u32| {
+        let k = used.binary_search(&i).unwrap_or_default();
+        &desc[k * dim..(k + 1) * dim]
+    };
+    let distances: Vec<f32> = pairs.iter().map(|p| l2_distance(row(p.a), row(p.b))).collect();
+    let labels: Vec<bool> = pairs.iter().map(|p| p.is_match).collect();
+    let fpr = fpr95(&distances, &labels)?;
+    Ok(serde_json::json!({ "phototour": dir, "pairs": pairs_path, "num_pairs": pairs.len(), "fpr95": fpr }))
+}
+
+fn load(weights: Option<&str>, arch: Option<&str>) -> Result<Net> {
+    let arch: Option<Arch> = arch.map(str::parse).transpose()?;
+    let source = match weights {
+        Some(w) => w.to_string(),
+        None if Path::new(DEFAULT_WEIGHTS).is_file() => DEFAULT_WEIGHTS.to_string(),
+        None => bail!(
+            "no --weights given and the default weights {DEFAULT_WEIGHTS} are missing (regenerate them with `cargo xtask reproduce`)"
+        ),
+    };
+    Ok(load_net(&source, arch, &Device::Cpu)?)
+}
+
+fn write_npy_f32(path: &Path, values: &[f32], rows: usize, cols: usize) -> Result<()> {
+    let mut bytes = Vec::new();
+    {
+        let mut writer = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[rows as u64, cols as u64])
+            .writer(&mut bytes)
+            .begin_nd()?;
+        writer.extend(values.iter().copied())?;
+        writer.finish()?;
+    }
+    write_atomic(path, &bytes).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+fn progress_bar(len: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})");
+    bar.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar
+}
