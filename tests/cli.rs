@@ -84,21 +84,11 @@ fn describes_an_hpatches_strip() {
     }
 }
 
-fn write_npy_u8(path: &Path, shape: &[u64], data: &[u8]) {
+fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
     use npyz::WriterBuilder;
     let mut bytes = Vec::new();
     let mut w =
-        npyz::WriteOptions::<u8>::new().default_dtype().shape(shape).writer(&mut bytes).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-    std::fs::write(path, bytes).unwrap();
-}
-
-fn write_npy_i32(path: &Path, shape: &[u64], data: &[i32]) {
-    use npyz::WriterBuilder;
-    let mut bytes = Vec::new();
-    let mut w =
-        npyz::WriteOptions::<i32>::new().default_dtype().shape(shape).writer(&mut bytes).begin_nd().unwrap();
+        npyz::WriteOptions::<T>::new().default_dtype().shape(shape).writer(&mut bytes).begin_nd().unwrap();
     w.extend(data.iter().copied()).unwrap();
     w.finish().unwrap();
     std::fs::write(path, bytes).unwrap();
@@ -147,7 +137,7 @@ fn bad_inputs_fail_with_clear_messages() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let patches = dir.join("patches.npy");
-    write_npy_u8(&patches, &[2, 32, 32], &[128; 2048]);
+    write_npy::<u8>(&patches, &[2, 32, 32], &[128; 2048]);
     let p = patches.to_str().unwrap();
     let out = dir.join("out.npy");
     let o = out.to_str().unwrap();
@@ -196,21 +186,21 @@ fn bad_inputs_fail_with_clear_messages() {
     );
 
     let rank1 = dir.join("rank1.npy");
-    write_npy_u8(&rank1, &[1024], &[0; 1024]);
+    write_npy::<u8>(&rank1, &[1024], &[0; 1024]);
     assert_fails(
         &["describe", "--weights", good, "--input", &s(&rank1), "--output", o],
         &["rank1.npy", "shape"],
     );
 
     let ints = dir.join("ints.npy");
-    write_npy_i32(&ints, &[1, 32, 32], &[0; 1024]);
+    write_npy::<i32>(&ints, &[1, 32, 32], &[0; 1024]);
     assert_fails(
         &["describe", "--weights", good, "--input", &s(&ints), "--output", o],
         &["ints.npy", "dtype"],
     );
 
     let empty = dir.join("empty.npy");
-    write_npy_u8(&empty, &[0, 32, 32], &[]);
+    write_npy::<u8>(&empty, &[0, 32, 32], &[]);
     assert_fails(
         &["describe", "--weights", good, "--input", &s(&empty), "--output", o],
         &["empty.npy", "no patches"],
