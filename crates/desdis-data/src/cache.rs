@@ -59,7 +59,11 @@ pub fn write(path: &Path, set: &PatchSet, fingerprint: u64) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per process *and* per call: two threads of one process (parallel tests) writing the
+    // same cache must not share a temporary file, or one rename finds it already gone.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{unique}", std::process::id()));
     write_unchecked(&tmp, set, fingerprint).map_err(|e| DataError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
 }
