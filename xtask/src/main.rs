@@ -1,4 +1,72 @@
+//! Project automation. `cargo xtask reproduce` trains teachers, distils students and writes the
+//! results table; `cargo xtask train` runs one training config.
+
+mod bench;
+mod report;
+mod reproduce;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// Project tasks.
+#[derive(Debug, Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Reproduce(reproduce::ReproduceArgs),
+    Train(TrainArgs),
+    Bench(bench::Bench),
+}
+
+/// Runs one training configuration (TOML) into a run directory.
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    /// Training config (TOML); defaults apply to every field it omits.
+    #[arg(long)]
+    config: PathBuf,
+    /// Run directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue from the run directory's latest checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
 fn main() {
-    eprintln!("xtask: no subcommands yet");
-    std::process::exit(2);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Reproduce(args) => reproduce::run(&args),
+        Command::Train(args) => train(&args),
+        Command::Bench(bench) => bench.run(),
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn train(args: &TrainArgs) -> anyhow::Result<()> {
+    let cfg = desdis_train::TrainConfig::load(&args.config)?;
+    let run = if args.resume {
+        desdis_train::RunDir::open(&args.out)?
+    } else {
+        desdis_train::RunDir::create(&args.out, &cfg)?
+    };
+    let summary = desdis_train::train(&cfg, &run, args.resume, &candle_core::Device::Cpu)
+        .with_context(|| format!("training into {}", args.out.display()))?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }

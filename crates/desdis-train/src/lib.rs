@@ -1,7 +1,15 @@
 //! Training descriptor nets and distilling students from frozen teachers.
+//!
+//! [`TrainConfig`] describes a run (TOML), [`train`] runs it into a [`RunDir`], resumable from the
+//! run's latest checkpoint.
 
+pub mod config;
 pub mod error;
 pub mod optim;
 pub mod run_dir;
+pub mod trainer;
 
+pub use config::{DataSource, DistillConfig, Schedule, TrainConfig};
 pub use error::{Error, Result};
+pub use run_dir::RunDir;
+pub use trainer::{describe, read_metrics, train, train_until, varmap_tensors, MetricsRow, TrainSummary};

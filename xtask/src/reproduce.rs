@@ -1,0 +1,306 @@
+//! `cargo xtask reproduce`: teachers, distilled students and ablations on the embedded set, scored
+//! on HPatches-layout sequences.
+//!
+//! Per teacher recipe: the teacher over `seeds` seeds; an equal-weight student (same
+//! architecture, fresh weights, default `R_ts`) per teacher seed; and, on seed 0 only, a light
+//! DesDis student, the `lambda = 0` ablation and one student per other `R_ts` form.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use candle_core::Device;
+use desdis_data::sequence::{cut_patches, CutConfig, CutSet, Sequence};
+use desdis_eval::SequenceScores;
+use desdis_loss::{LossKind, RtsConfig, RtsForm};
+use desdis_models::arch::Arch;
+use desdis_train::{DistillConfig, RunDir, TrainConfig, TrainSummary};
+
+use crate::report::{self, ModelResult};
+
+/// Train teachers, distil students, evaluate, and write the results table.
+#[derive(Debug, clap::Args)]
+pub struct ReproduceArgs {
+    /// A tiny run (a few minutes) that checks the pipeline end to end; writes only into `--out`.
+    #[arg(long)]
+    quick: bool,
+    /// Teacher recipes, comma separated: hardnet, sosnet, hynet, tfeat, l2net.
+    #[arg(long, value_delimiter = ',', default_value = "hardnet")]
+    teachers: Vec<String>,
+    /// Output directory: one run directory per model, results.json and results.md.
+    #[arg(long, default_value = "runs/reproduce")]
+    out: PathBuf,
+    /// Seeds of the teacher and equal-weight student (default 3, or 1 with --quick).
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// Folder holding HPatches sequences (v_wormhole, v_churchill are used when present).
+    #[arg(long)]
+    sequences: Option<PathBuf>,
+}
+
+/// The sizes of one mode.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    /// Replaces every teacher architecture (quick mode: a small DesDis net).
+    teacher_arch: Option<&'static str>,
+    light_arch: &'static str,
+    epochs: usize,
+    steps_per_epoch: usize,
+    batch_size: usize,
+    validation_pairs: usize,
+    max_keypoints: usize,
+}
+
+// Full: about 100 steps of 128 pairs per HardNet run, sized to 30 minutes on two cores
+// (a HardNet step of 128 pairs takes about 1.3 s there, nine HardNet-sized runs per teacher).
+const FULL: Budget = Budget {
+    teacher_arch: None,
+    light_arch: "desdis-32",
+    epochs: 2,
+    steps_per_epoch: 50,
+    batch_size: 128,
+    validation_pairs: 1000,
+    max_keypoints: 300,
+};
+
+const QUICK: Budget = Budget {
+    teacher_arch: Some("desdis-16"),
+    light_arch: "desdis-8",
+    epochs: 2,
+    steps_per_epoch: 20,
+    batch_size: 64,
+    validation_pairs: 200,
+    max_keypoints: 100,
+};
+
+/// The sequences scored when `--sequences` is not given.
+const SEQUENCES: [&str; 2] = ["v_wormhole", "v_churchill"];
+
+/// Runs the whole experiment.
+pub fn run(args: &ReproduceArgs) -> Result<()> {
+    let started = Instant::now();
+    let budget = if args.quick { QUICK } else { FULL };
+    let seeds = args.seeds.unwrap_or(if args.quick { 1 } else { 3 });
+    ensure!(seeds >= 1, "--seeds must be at least 1");
+    let kinds = args
+        .teachers
+        .iter()
+        .map(|t| t.parse::<LossKind>().with_context(|| format!("--teachers: {t:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    let cuts = load_cuts(args, &budget)?;
+    let mut results = Vec::new();
+    for kind in kinds {
+        results.extend(run_teacher(args, &budget, kind, seeds, &cuts)?);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let table = report::write(&args.out, &results, args.quick, seconds)?;
+    if args.quick {
+        check_quick(args, &results)?;
+    } else {
+        let docs = workspace_root().join("docs/results.md");
+        desdis_train::run_dir::write_atomic(&docs, table.as_bytes())?;
+        tracing::info!("wrote {}", docs.display());
+    }
+    println!("{table}");
+    tracing::info!("reproduce finished in {seconds:.0} s");
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Corresponding patches of each test sequence, cut once and shared by every model.
+fn load_cuts(args: &ReproduceArgs, budget: &Budget) -> Result<Vec<(String, CutSet)>> {
+    let dir =
+        args.sequences.clone().unwrap_or_else(|| workspace_root().join("../shared/data/hpatches-sequences"));
+    let cut = CutConfig { max_keypoints: budget.max_keypoints, ..CutConfig::default() };
+    let mut cuts = Vec::new();
+    for name in SEQUENCES {
+        let path = dir.join(name);
+        if path.is_dir() {
+            let seq = Sequence::load(&path).with_context(|| format!("loading {}", path.display()))?;
+            cuts.push((name.to_string(), cut_patches(&seq, &cut, 0)?));
+        }
+    }
+    if cuts.is_empty() {
+        tracing::warn!("no HPatches sequences in {}: scoring on the held-out photo", dir.display());
+        let seq = desdis_data::embedded::held_out_sequence(0)?;
+        cuts.push(("held-out".to_string(), cut_patches(&seq, &cut, 0)?));
+    }
+    Ok(cuts)
+}
+
+/// A model to train: its table row, directory and configuration.
+struct Job {
+    row: String,
+    seed: u64,
+    dir: PathBuf,
+    cfg: TrainConfig,
+}
+
+/// Every run of one teacher recipe, in dependency order (teachers before their students).
+fn run_teacher(
+    args: &ReproduceArgs,
+    budget: &Budget,
+    kind: LossKind,
+    seeds: usize,
+    cuts: &[(String, CutSet)],
+) -> Result<Vec<ModelResult>> {
+    let root = args.out.join(kind.as_str());
+    let teacher = teacher_config(budget, kind);
+    let teacher_path = |s: u64| root.join(format!("teacher-s{s}")).join("model.safetensors");
+    let mut jobs = Vec::new();
+    for s in 0..seeds as u64 {
+        let cfg = TrainConfig { seed: s, ..teacher.clone() };
+        jobs.push(Job {
+            row: format!("{kind} teacher"),
+            seed: s,
+            dir: root.join(format!("teacher-s{s}")),
+            cfg,
+        });
+    }
+    let student = |s: u64, arch: &str, rts: RtsConfig| TrainConfig {
+        arch: arch.to_string(),
+        seed: 1000 + s,
+        distill: Some(DistillConfig {
+            teacher: teacher_path(s).to_string_lossy().into_owned(),
+            teacher_arch: Some(teacher.arch.clone()),
+            rts,
+        }),
+        ..teacher.clone()
+    };
+    for s in 0..seeds as u64 {
+        let cfg = student(s, &teacher.arch, RtsConfig::default());
+        jobs.push(Job {
+            row: "equal-weight student (R_ts abs)".into(),
+            seed: s,
+            dir: root.join(format!("equal-s{s}")),
+            cfg,
+        });
+    }
+    let light = student(0, budget.light_arch, RtsConfig::default());
+    jobs.push(Job {
+        row: format!("light student {}", budget.light_arch),
+        seed: 0,
+        dir: root.join("light-s0"),
+        cfg: light,
+    });
+    let ablation = student(0, &teacher.arch, RtsConfig { lambda: 0.0, ..RtsConfig::default() });
+    jobs.push(Job {
+        row: "student, lambda = 0 (triplet only)".into(),
+        seed: 0,
+        dir: root.join("lambda0-s0"),
+        cfg: ablation,
+    });
+    for (name, form) in [("squared", RtsForm::Squared), ("hinge", RtsForm::Hinge)] {
+        let cfg = student(0, &teacher.arch, RtsConfig { form, ..RtsConfig::default() });
+        jobs.push(Job {
+            row: format!("student, R_ts {name}"),
+            seed: 0,
+            dir: root.join(format!("{name}-s0")),
+            cfg,
+        });
+    }
+    jobs.iter().map(|job| run_job(kind, job, cuts)).collect()
+}
+
+/// The teacher recipe of `kind`, sized by `budget`. SGD learning rates are scaled linearly with
+/// the batch from the recipes' batch of 1024, since far smaller batches at the full rate diverge.
+fn teacher_config(budget: &Budget, kind: LossKind) -> TrainConfig {
+    let mut cfg = TrainConfig::for_teacher(kind);
+    if let Some(arch) = budget.teacher_arch {
+        cfg.arch = arch.to_string();
+    }
+    if matches!(cfg.optimizer, desdis_train::optim::OptimizerConfig::Sgd { .. }) {
+        cfg.lr *= budget.batch_size as f64 / 1024.0;
+    }
+    TrainConfig {
+        epochs: budget.epochs,
+        pairs_per_epoch: budget.steps_per_epoch * budget.batch_size,
+        batch_size: budget.batch_size,
+        validation_pairs: budget.validation_pairs,
+        ..cfg
+    }
+}
+
+/// Trains (or reuses a finished run of the same config) and evaluates one model.
+fn run_job(kind: LossKind, job: &Job, cuts: &[(String, CutSet)]) -> Result<ModelResult> {
+    let t0 = Instant::now();
+    let summary = train_or_reuse(job)?;
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let arch = Arch::parse(&job.cfg.arch)?;
+    let model = job.dir.join("model.safetensors");
+    let net = desdis_models::nets::load_net(&model.to_string_lossy(), Some(arch), &Device::Cpu)?;
+    let scores = cuts
+        .iter()
+        .map(|(name, cut)| desdis_eval::evaluate_cut(&net, cut).with_context(|| format!("scoring on {name}")))
+        .collect::<Result<Vec<_>>>()?;
+    let scores = SequenceScores::mean(&scores)?;
+    let patches_per_s = report::throughput(&net)?;
+    tracing::info!("{} (seed {}): {:?}, {:.0} s", job.row, job.seed, scores, train_seconds);
+    Ok(ModelResult {
+        teacher: kind.to_string(),
+        row: job.row.clone(),
+        arch: arch.name(),
+        seed: job.seed,
+        scores,
+        patches_per_s,
+        params: arch.learnable_param_count(),
+        macs: arch.macs_per_patch(),
+        summary,
+        train_seconds,
+    })
+}
+
+/// Reruns unless the directory already holds a finished run of exactly this config, so an
+/// interrupted `reproduce` resumes where it stopped.
+fn train_or_reuse(job: &Job) -> Result<TrainSummary> {
+    if let Ok(run) = RunDir::open(&job.dir) {
+        let same = run.read_config::<TrainConfig>().is_ok_and(|c| c == job.cfg);
+        let results = run.path("results.json");
+        if same && results.is_file() {
+            let text = std::fs::read_to_string(&results)?;
+            if let Ok(summary) = serde_json::from_str::<TrainSummary>(&text) {
+                if summary.epochs == job.cfg.epochs {
+                    tracing::info!("reusing {}", job.dir.display());
+                    return Ok(summary);
+                }
+            }
+        }
+        if same {
+            return Ok(desdis_train::train(&job.cfg, &run, true, &Device::Cpu)?);
+        }
+    }
+    let run = RunDir::create(&job.dir, &job.cfg)?;
+    desdis_train::train(&job.cfg, &run, false, &Device::Cpu)
+        .with_context(|| format!("training {}", job.dir.display()))
+}
+
+/// The checks of `--quick`: every number finite, the students' loss decreasing, files written.
+fn check_quick(args: &ReproduceArgs, results: &[ModelResult]) -> Result<()> {
+    for r in results {
+        let s = &r.scores;
+        let numbers = [s.verification_ap, s.matching_map, s.retrieval_map, s.fpr95, r.patches_per_s];
+        ensure!(numbers.iter().all(|v| v.is_finite()), "{}: non-finite score {numbers:?}", r.row);
+        ensure!(
+            r.summary.first_epoch_loss.is_finite() && r.summary.last_epoch_loss.is_finite(),
+            "{}: non-finite loss",
+            r.row
+        );
+        if r.row.contains("student") && r.summary.last_epoch_loss >= r.summary.first_epoch_loss {
+            bail!(
+                "{} (seed {}): loss did not decrease ({} -> {})",
+                r.row,
+                r.seed,
+                r.summary.first_epoch_loss,
+                r.summary.last_epoch_loss
+            );
+        }
+    }
+    for file in ["results.json", "results.md"] {
+        ensure!(args.out.join(file).is_file(), "{} was not written", args.out.join(file).display());
+    }
+    tracing::info!("quick checks passed ({} models)", results.len());
+    Ok(())
+}
