@@ -1,9 +1,11 @@
 //! Project automation. `cargo xtask reproduce` trains teachers, distils students and writes the
-//! results table; `cargo xtask train` runs one training config.
+//! results table; `cargo xtask train` runs one training config; `cargo xtask bench` times the nets;
+//! `cargo xtask ship-weights` updates the default weights in `data/weights/`.
 
 mod bench;
 mod report;
 mod reproduce;
+mod ship_weights;
 
 use std::path::PathBuf;
 
@@ -20,9 +22,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train teachers, distill students, run the ablations and write docs/results.md (offline).
     Reproduce(reproduce::ReproduceArgs),
+    /// Run one training configuration (TOML) into a run directory.
     Train(TrainArgs),
+    /// Time every net (inference, train steps) against PyTorch when available; writes docs/performance.md.
     Bench(bench::Bench),
+    /// Copy a trained light student into data/weights/ (the default weights of `desdis describe`).
+    ShipWeights(ship_weights::ShipWeights),
 }
 
 /// Runs one training configuration (TOML) into a run directory.
@@ -51,6 +58,7 @@ fn main() {
         Command::Reproduce(args) => reproduce::run(&args),
         Command::Train(args) => train(&args),
         Command::Bench(bench) => bench.run(),
+        Command::ShipWeights(cmd) => cmd.run(),
     };
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");
