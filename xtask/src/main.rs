@@ -3,6 +3,7 @@
 //! `cargo xtask ship-weights` updates the default weights in `data/weights/`.
 
 mod bench;
+mod plots;
 mod report;
 mod reproduce;
 mod ship_weights;

@@ -1,4 +1,4 @@
-//! The results of `reproduce`: per-model records, throughput, and the Markdown table.
+//! The results of `reproduce`: per-model records, throughput, and the Markdown report.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,6 +11,20 @@ use desdis_models::nets::Net;
 use desdis_train::TrainSummary;
 use serde::Serialize;
 
+/// Recalls at which [`SequenceResult::fpr_at_recall`] samples the ROC curve: 0.50, 0.51, ..., 1.00.
+pub fn plotted_recalls() -> Vec<f64> {
+    (50..=100).map(|r| r as f64 / 100.0).collect()
+}
+
+/// One model's scores on one test sequence.
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceResult {
+    pub sequence: String,
+    pub scores: SequenceScores,
+    /// False-positive rate of the verification pairs at each of [`plotted_recalls`].
+    pub fpr_at_recall: Vec<f64>,
+}
+
 /// One trained and scored model.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelResult {
@@ -20,14 +34,27 @@ pub struct ModelResult {
     pub row: String,
     pub arch: String,
     pub seed: u64,
-    /// Mean over the test sequences.
-    pub scores: SequenceScores,
+    /// The run directory (config, metrics, weights).
+    pub dir: String,
+    /// Scores per test sequence, the acceptance sequence last.
+    pub sequences: Vec<SequenceResult>,
     pub patches_per_s: f64,
     pub params: usize,
     pub macs: u64,
     pub summary: TrainSummary,
     pub train_seconds: f64,
 }
+
+impl ModelResult {
+    /// Scores on `sequence`, if it was evaluated.
+    pub fn on(&self, sequence: &str) -> Option<&SequenceScores> {
+        self.sequences.iter().find(|s| s.sequence == sequence).map(|s| &s.scores)
+    }
+}
+
+/// How the report names the rows that the verdict compares.
+pub const TEACHER_ROW: &str = "teacher";
+pub const EQUAL_ROW: &str = "equal-weight student";
 
 /// Patches per second of `net` in evaluation mode, on batches of 256, for half a second at least.
 pub fn throughput(net: &Net) -> Result<f64> {
@@ -42,67 +69,193 @@ pub fn throughput(net: &Net) -> Result<f64> {
     Ok(t.patches_per_s)
 }
 
+/// What the report says about the run besides the models.
+#[derive(Debug)]
+pub struct ReportContext<'a> {
+    pub quick: bool,
+    pub seconds: f64,
+    /// Test sequences in the order scored; the last is the acceptance sequence.
+    pub sequences: &'a [String],
+    /// Plot files relative to the report, with a caption each.
+    pub plots: &'a [(String, String)],
+}
+
 /// Writes `results.json` and `results.md` into `out`; returns the Markdown.
-pub fn write(out: &Path, results: &[ModelResult], quick: bool, seconds: f64) -> Result<String> {
-    let table = markdown(results, quick, seconds);
+pub fn write(out: &Path, results: &[ModelResult], ctx: &ReportContext) -> Result<String> {
+    let md = markdown(results, ctx);
     std::fs::create_dir_all(out)?;
     desdis_eval::write_json_atomic(&out.join("results.json"), &results)?;
-    desdis_train::run_dir::write_atomic(&out.join("results.md"), table.as_bytes())?;
-    Ok(table)
+    desdis_eval::write_atomic(&out.join("results.md"), md.as_bytes())?;
+    Ok(md)
+}
+
+/// Mean and sample standard deviation (0 for one value).
+fn mean_std_of(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
 }
 
 /// `mean ± std` (sample standard deviation), or the value alone for one seed.
 fn mean_std(values: &[f64], digits: usize) -> String {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
+    let (mean, std) = mean_std_of(values);
     if values.len() < 2 {
         return format!("{mean:.digits$}");
     }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    format!("{mean:.digits$} ± {:.digits$}", var.sqrt())
+    format!("{mean:.digits$} ± {std:.digits$}")
 }
 
-fn markdown(results: &[ModelResult], quick: bool, seconds: f64) -> String {
+fn markdown(results: &[ModelResult], ctx: &ReportContext) -> String {
     let mut md = String::from("# Results\n\n");
-    let mode = if quick {
+    md.push_str(&preamble(ctx));
+    let acceptance = ctx.sequences.last().map(String::as_str).unwrap_or("");
+    for (i, sequence) in ctx.sequences.iter().enumerate().rev() {
+        let role = if i + 1 == ctx.sequences.len() { "acceptance" } else { "tuning" };
+        let _ = writeln!(md, "## {sequence} ({role} sequence)\n");
+        md.push_str(&scores_table(results, sequence));
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## Do the equal-weight students beat their teachers? ({acceptance})\n");
+    md.push_str(&verdict(results, acceptance));
+    md.push_str(&training_table(results));
+    if !ctx.plots.is_empty() {
+        md.push_str("\n## Plots\n\n");
+        for (file, caption) in ctx.plots {
+            let _ = writeln!(md, "{caption}\n\n![{caption}]({file})\n");
+        }
+    }
+    md
+}
+
+fn preamble(ctx: &ReportContext) -> String {
+    let mode = if ctx.quick {
         "`cargo xtask reproduce --quick` (a smoke test, not results)"
     } else {
         "`cargo xtask reproduce`"
     };
-    let _ = writeln!(
-        md,
-        "Produced by {mode} in {:.0} min on the CPU, training on the embedded set. Scores are the mean \
-         over the test sequences; rows with several seeds give mean ± sample standard deviation. \
-         FPR95: lower is better; AP and mAP: higher is better. Throughput: one CPU process, batches of 256.\n",
-        seconds / 60.0
-    );
-    md.push_str("| model | teacher | arch | seeds | FPR95 | verification AP | matching mAP | retrieval mAP | patches/s | params | MACs/patch |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    format!(
+        "Produced by {mode} in {:.0} min on the CPU, training on the embedded set (photos in \
+         `data/images`). Each model is scored on patches cut from the test sequences (keypoints of \
+         image 1 carried into images 2-6 by the ground-truth homographies, frames perturbed with \
+         the hard jitter as HPatches' \"hard\" patches are). Rows with several seeds \
+         give mean ± sample standard deviation. FPR95: lower is better; AP and mAP: higher is better. \
+         Throughput: eval mode, one CPU process, batches of 256. The last sequence is the acceptance \
+         sequence: nothing was tuned on it.\n\n",
+        ctx.seconds / 60.0
+    )
+}
+
+/// The rows of `results` in first-seen order, as (teacher, row) keys.
+fn row_keys(results: &[ModelResult]) -> Vec<(&str, &str)> {
     let mut rows: Vec<(&str, &str)> = Vec::new();
     for r in results {
-        if !rows.contains(&(&r.teacher, &r.row)) {
+        if !rows.contains(&(r.teacher.as_str(), r.row.as_str())) {
             rows.push((&r.teacher, &r.row));
         }
     }
-    for (teacher, row) in rows {
-        let group: Vec<&ModelResult> =
-            results.iter().filter(|r| r.teacher == teacher && r.row == row).collect();
-        let col = |f: fn(&ModelResult) -> f64, d: usize| {
-            mean_std(&group.iter().map(|r| f(r)).collect::<Vec<_>>(), d)
-        };
+    rows
+}
+
+fn group<'a>(results: &'a [ModelResult], teacher: &str, row: &str) -> Vec<&'a ModelResult> {
+    results.iter().filter(|r| r.teacher == teacher && r.row == row).collect()
+}
+
+fn scores_table(results: &[ModelResult], sequence: &str) -> String {
+    let mut md = String::from(
+        "| model | teacher | arch | seeds | FPR95 | verification AP | matching mAP | retrieval mAP | patches/s | params | MACs/patch |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (teacher, row) in row_keys(results) {
+        let group = group(results, teacher, row);
+        let scores: Vec<&SequenceScores> = group.iter().filter_map(|r| r.on(sequence)).collect();
+        let col =
+            |f: fn(&SequenceScores) -> f64| mean_std(&scores.iter().map(|s| f(s)).collect::<Vec<_>>(), 4);
+        let speed = mean_std(&group.iter().map(|r| r.patches_per_s).collect::<Vec<_>>(), 0);
         let first = group[0];
         let _ = writeln!(
             md,
-            "| {row} | {teacher} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {row} | {teacher} | {} | {} | {} | {} | {} | {} | {speed} | {} | {} |",
             first.arch,
             group.len(),
-            col(|r| r.scores.fpr95, 4),
-            col(|r| r.scores.verification_ap, 4),
-            col(|r| r.scores.matching_map, 4),
-            col(|r| r.scores.retrieval_map, 4),
-            col(|r| r.patches_per_s, 0),
+            col(|s| s.fpr95),
+            col(|s| s.verification_ap),
+            col(|s| s.matching_map),
+            col(|s| s.retrieval_map),
             first.params,
             first.macs,
+        );
+    }
+    md
+}
+
+/// Plain statement per teacher recipe: does the equal-weight student beat its teacher on
+/// `sequence`, by FPR95 and by matching mAP (mean over seeds)?
+fn verdict(results: &[ModelResult], sequence: &str) -> String {
+    let mut md = String::new();
+    let teachers: Vec<&str> = row_keys(results).into_iter().map(|(t, _)| t).fold(Vec::new(), |mut v, t| {
+        if !v.contains(&t) {
+            v.push(t);
+        }
+        v
+    });
+    for teacher in teachers {
+        let rows = row_keys(results);
+        let find =
+            |prefix: &str| rows.iter().find(|(t, r)| *t == teacher && r.starts_with(prefix)).map(|k| k.1);
+        let (Some(t_row), Some(s_row)) = (find(&format!("{teacher} {TEACHER_ROW}")), find(EQUAL_ROW)) else {
+            continue;
+        };
+        let stat = |row: &str, f: fn(&SequenceScores) -> f64| {
+            let v: Vec<f64> =
+                group(results, teacher, row).iter().filter_map(|r| r.on(sequence)).map(f).collect();
+            mean_std_of(&v)
+        };
+        let (t_fpr, s_fpr) = (stat(t_row, |s| s.fpr95), stat(s_row, |s| s.fpr95));
+        let (t_map, s_map) = (stat(t_row, |s| s.matching_map), stat(s_row, |s| s.matching_map));
+        let better_fpr = s_fpr.0 < t_fpr.0;
+        let better_map = s_map.0 > t_map.0;
+        let answer = match (better_fpr, better_map) {
+            (true, true) => "yes, on both FPR95 and matching mAP",
+            (true, false) => "partly: lower FPR95, but not higher matching mAP",
+            (false, true) => "partly: higher matching mAP, but not lower FPR95",
+            (false, false) => "no: neither lower FPR95 nor higher matching mAP",
+        };
+        let _ = writeln!(
+            md,
+            "- **{teacher}**: {answer}. FPR95 {:.4} ± {:.4} (teacher) → {:.4} ± {:.4} (student); \
+             matching mAP {:.4} ± {:.4} → {:.4} ± {:.4}. A difference smaller than the standard \
+             deviations is not evidence either way.",
+            t_fpr.0, t_fpr.1, s_fpr.0, s_fpr.1, t_map.0, t_map.1, s_map.0, s_map.1
+        );
+    }
+    md.push('\n');
+    md
+}
+
+fn training_table(results: &[ModelResult]) -> String {
+    let mut md = String::from(
+        "## Training\n\nLoss = the run's total objective (students: triplet + λ·R_ts), mean over the \
+         first and the last epoch.\n\n| model | teacher | seeds | steps | first-epoch loss | last-epoch loss | pairs/s | train time (s) |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for (teacher, row) in row_keys(results) {
+        let group = group(results, teacher, row);
+        let col = |f: fn(&ModelResult) -> f64, d: usize| {
+            mean_std(&group.iter().map(|r| f(r)).collect::<Vec<_>>(), d)
+        };
+        let _ = writeln!(
+            md,
+            "| {row} | {teacher} | {} | {} | {} | {} | {} | {} |",
+            group.len(),
+            group[0].summary.steps,
+            col(|r| r.summary.first_epoch_loss, 3),
+            col(|r| r.summary.last_epoch_loss, 3),
+            col(|r| r.summary.pairs_per_s, 0),
+            col(|r| r.train_seconds, 0),
         );
     }
     md

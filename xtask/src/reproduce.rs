@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::Device;
-use desdis_data::sequence::{cut_patches, CutConfig, CutSet, Sequence};
-use desdis_eval::SequenceScores;
+use desdis_data::sequence::{cut_patches, CutConfig, CutSet, Jitter, Sequence};
 use desdis_loss::{LossKind, RtsConfig, RtsForm};
 use desdis_models::arch::Arch;
 use desdis_train::{DistillConfig, RunDir, TrainConfig, TrainSummary};
 
-use crate::report::{self, ModelResult};
+use crate::plots;
+use crate::report::{self, ModelResult, SequenceResult};
 
 /// Train teachers, distil students, evaluate, and write the results table.
 #[derive(Debug, clap::Args)]
@@ -89,20 +89,80 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let cuts = load_cuts(args, &budget)?;
     let mut results = Vec::new();
-    for kind in kinds {
-        results.extend(run_teacher(args, &budget, kind, seeds, &cuts)?);
+    for kind in &kinds {
+        results.extend(run_teacher(args, &budget, *kind, seeds, &cuts)?);
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let table = report::write(&args.out, &results, args.quick, seconds)?;
+    let sequences: Vec<String> = cuts.iter().map(|(name, _)| name.clone()).collect();
+    let plots = draw_plots(&args.out, &results, &kinds, &sequences);
+    let ctx = report::ReportContext {
+        quick: args.quick,
+        seconds: started.elapsed().as_secs_f64(),
+        sequences: &sequences,
+        plots: &plots,
+    };
+    let table = report::write(&args.out, &results, &ctx)?;
     if args.quick {
         check_quick(args, &results)?;
     } else {
-        let docs = workspace_root().join("docs/results.md");
-        desdis_train::run_dir::write_atomic(&docs, table.as_bytes())?;
-        tracing::info!("wrote {}", docs.display());
+        publish(&args.out, &table, &plots)?;
     }
     println!("{table}");
-    tracing::info!("reproduce finished in {seconds:.0} s");
+    tracing::info!("reproduce finished in {:.0} s", ctx.seconds);
+    Ok(())
+}
+
+/// Draws the loss and FPR-recall plots into `out/img`; returns (file relative to the report,
+/// caption) of each one drawn. A plot that fails (e.g. no usable font) is skipped with a warning:
+/// the numbers matter more than the pictures.
+fn draw_plots(
+    out: &Path,
+    results: &[ModelResult],
+    kinds: &[LossKind],
+    sequences: &[String],
+) -> Vec<(String, String)> {
+    let img = out.join("img");
+    if let Err(e) = std::fs::create_dir_all(&img) {
+        tracing::warn!("no plots: cannot create {}: {e}", img.display());
+        return Vec::new();
+    }
+    let acceptance = sequences.last().cloned().unwrap_or_default();
+    let mut drawn = Vec::new();
+    for kind in kinds {
+        let teacher = kind.to_string();
+        let loss = format!("loss-{teacher}.png");
+        let roc = format!("fpr-recall-{teacher}.png");
+        let attempts: [(String, String, Result<()>); 2] = [
+            (
+                loss.clone(),
+                format!("{teacher}: training curves (triplet term, seed 0)"),
+                plots::loss_curves(results, &teacher, &img.join(&loss)),
+            ),
+            (
+                roc.clone(),
+                format!("{teacher}: false-positive rate against recall on {acceptance} (seed 0)"),
+                plots::fpr_recall(results, &teacher, &acceptance, &img.join(&roc)),
+            ),
+        ];
+        for (file, caption, result) in attempts {
+            match result {
+                Ok(()) => drawn.push((format!("img/{file}"), caption)),
+                Err(e) => tracing::warn!("plot {file} skipped: {e:#}"),
+            }
+        }
+    }
+    drawn
+}
+
+/// Full mode: the report and its plots go to `docs/`.
+fn publish(out: &Path, table: &str, plots: &[(String, String)]) -> Result<()> {
+    let docs = workspace_root().join("docs");
+    std::fs::create_dir_all(docs.join("img"))?;
+    for (file, _) in plots {
+        let bytes = std::fs::read(out.join(file))?;
+        desdis_eval::write_atomic(&docs.join(file), &bytes)?;
+    }
+    desdis_eval::write_atomic(&docs.join("results.md"), table.as_bytes())?;
+    tracing::info!("wrote {}", docs.join("results.md").display());
     Ok(())
 }
 
@@ -114,7 +174,9 @@ pub fn workspace_root() -> PathBuf {
 fn load_cuts(args: &ReproduceArgs, budget: &Budget) -> Result<Vec<(String, CutSet)>> {
     let dir =
         args.sequences.clone().unwrap_or_else(|| workspace_root().join("../shared/data/hpatches-sequences"));
-    let cut = CutConfig { max_keypoints: budget.max_keypoints, ..CutConfig::default() };
+    // Hard frame jitter, as in HPatches' "hard" patches: with exact frames every model scores
+    // near the ceiling on the easier sequences and differences vanish.
+    let cut = CutConfig { max_keypoints: budget.max_keypoints, jitter: Jitter::Hard, ..CutConfig::default() };
     let mut cuts = Vec::new();
     for name in SEQUENCES {
         let path = dir.join(name);
@@ -154,7 +216,7 @@ fn run_teacher(
     for s in 0..seeds as u64 {
         let cfg = TrainConfig { seed: s, ..teacher.clone() };
         jobs.push(Job {
-            row: format!("{kind} teacher"),
+            row: format!("{kind} {}", report::TEACHER_ROW),
             seed: s,
             dir: root.join(format!("teacher-s{s}")),
             cfg,
@@ -173,7 +235,7 @@ fn run_teacher(
     for s in 0..seeds as u64 {
         let cfg = student(s, &teacher.arch, RtsConfig::default());
         jobs.push(Job {
-            row: "equal-weight student (R_ts abs)".into(),
+            row: format!("{} (R_ts abs)", report::EQUAL_ROW),
             seed: s,
             dir: root.join(format!("equal-s{s}")),
             cfg,
@@ -232,25 +294,32 @@ fn run_job(kind: LossKind, job: &Job, cuts: &[(String, CutSet)]) -> Result<Model
     let arch = Arch::parse(&job.cfg.arch)?;
     let model = job.dir.join("model.safetensors");
     let net = desdis_models::nets::load_net(&model.to_string_lossy(), Some(arch), &Device::Cpu)?;
-    let scores = cuts
-        .iter()
-        .map(|(name, cut)| desdis_eval::evaluate_cut(&net, cut).with_context(|| format!("scoring on {name}")))
-        .collect::<Result<Vec<_>>>()?;
-    let scores = SequenceScores::mean(&scores)?;
+    let sequences = cuts.iter().map(|(name, cut)| score(&net, name, cut)).collect::<Result<Vec<_>>>()?;
     let patches_per_s = report::throughput(&net)?;
-    tracing::info!("{} (seed {}): {:?}, {:.0} s", job.row, job.seed, scores, train_seconds);
+    let last = &sequences.last().context("no test sequence")?.scores;
+    tracing::info!("{} (seed {}): {:?}, {:.0} s", job.row, job.seed, last, train_seconds);
     Ok(ModelResult {
         teacher: kind.to_string(),
         row: job.row.clone(),
         arch: arch.name(),
         seed: job.seed,
-        scores,
+        dir: job.dir.to_string_lossy().into_owned(),
+        sequences,
         patches_per_s,
         params: arch.learnable_param_count(),
         macs: arch.macs_per_patch(),
         summary,
         train_seconds,
     })
+}
+
+/// Scores of `net` on one cut sequence, with its FPR-recall curve sampled for plotting.
+fn score(net: &desdis_models::nets::Net, name: &str, cut: &CutSet) -> Result<SequenceResult> {
+    let (scores, roc) =
+        desdis_eval::evaluate_cut_with_roc(net, cut).with_context(|| format!("scoring on {name}"))?;
+    let fpr_at_recall =
+        roc.at_recalls(&report::plotted_recalls())?.iter().map(|p| p.false_positive_rate).collect();
+    Ok(SequenceResult { sequence: name.to_string(), scores, fpr_at_recall })
 }
 
 /// Reruns unless the directory already holds a finished run of exactly this config, so an
@@ -280,9 +349,10 @@ fn train_or_reuse(job: &Job) -> Result<TrainSummary> {
 /// The checks of `--quick`: every number finite, the students' loss decreasing, files written.
 fn check_quick(args: &ReproduceArgs, results: &[ModelResult]) -> Result<()> {
     for r in results {
-        let s = &r.scores;
-        let numbers = [s.verification_ap, s.matching_map, s.retrieval_map, s.fpr95, r.patches_per_s];
-        ensure!(numbers.iter().all(|v| v.is_finite()), "{}: non-finite score {numbers:?}", r.row);
+        for s in r.sequences.iter().map(|s| &s.scores) {
+            let numbers = [s.verification_ap, s.matching_map, s.retrieval_map, s.fpr95, r.patches_per_s];
+            ensure!(numbers.iter().all(|v| v.is_finite()), "{}: non-finite score {numbers:?}", r.row);
+        }
         ensure!(
             r.summary.first_epoch_loss.is_finite() && r.summary.last_epoch_loss.is_finite(),
             "{}: non-finite loss",

@@ -2,6 +2,7 @@
 
 mod commands;
 mod input;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,10 @@ enum Command {
     Describe(commands::Describe),
     /// Score a net: FPR95 on PhotoTour pairs, or HPatches-style mAP on an image sequence.
     Eval(commands::Eval),
+    /// Train a descriptor net from scratch with a published recipe (HardNet, SOSNet, HyNet, TFeat, L2-Net).
+    Train(train::Train),
+    /// Distill a student (equal-weight or light DesDis) from a frozen teacher.
+    Distill(train::Distill),
 }
 
 fn main() {
@@ -32,6 +37,8 @@ fn main() {
     let result = match cli.command {
         Command::Describe(cmd) => cmd.run(),
         Command::Eval(cmd) => cmd.run(),
+        Command::Train(cmd) => cmd.run(),
+        Command::Distill(cmd) => cmd.run(),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -41,5 +41,5 @@ pub use hpatches::{
 pub use io::{write_atomic, write_json_atomic};
 pub use precision::{average_precision, average_precision_of_retrieved, PrIntegration};
 pub use rates::{fpr95, operating_point_at_recall, OperatingPoint, RocCurve, RECALL_95};
-pub use sequence::{evaluate_cut, evaluate_sequence};
+pub use sequence::{evaluate_cut, evaluate_cut_with_roc, evaluate_sequence};
 pub use speed::{measure_throughput, Throughput, MIN_TIMED_CALLS};

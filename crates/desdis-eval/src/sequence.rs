@@ -7,7 +7,7 @@ use desdis_data::PATCH_SIDE;
 use desdis_models::nets::Net;
 
 use crate::describe::describe_patches;
-use crate::{DescriptorMatrix, ImageDescriptors, Result, SequenceScores};
+use crate::{verification_pairs, DescriptorMatrix, ImageDescriptors, Result, RocCurve, SequenceScores};
 
 /// Patches described per batch when scoring sequences.
 const BATCH: usize = 256;
@@ -22,7 +22,22 @@ pub fn evaluate_sequence(net: &Net, seq: &Sequence, cut: &CutConfig, seed: u64) 
 
 /// Scores `net` on patches already cut (see [`evaluate_sequence`]).
 pub fn evaluate_cut(net: &Net, cut_set: &CutSet) -> Result<SequenceScores> {
-    let dim = net.arch().descriptor_size();
+    let (descriptors, ids) = describe_cut(net, cut_set)?;
+    let (reference, targets) = image_descriptors(net, &descriptors, &ids)?;
+    SequenceScores::compute(&reference, &targets)
+}
+
+/// The scores of [`evaluate_cut`] and the ROC curve of the verification pairs they come from,
+/// e.g. for FPR-versus-recall plots.
+pub fn evaluate_cut_with_roc(net: &Net, cut_set: &CutSet) -> Result<(SequenceScores, RocCurve)> {
+    let (descriptors, ids) = describe_cut(net, cut_set)?;
+    let (reference, targets) = image_descriptors(net, &descriptors, &ids)?;
+    let pairs = verification_pairs(&reference, &targets)?;
+    Ok((SequenceScores::compute(&reference, &targets)?, RocCurve::new(&pairs.distances, &pairs.labels)?))
+}
+
+/// Descriptors of every view of `cut_set` (one flat vector per view) and the point id of each row.
+fn describe_cut(net: &Net, cut_set: &CutSet) -> Result<(Vec<Vec<f32>>, Vec<u64>)> {
     let ids: Vec<u64> = (0..cut_set.num_points() as u64).collect();
     let per_view: Vec<Vec<f32>> = cut_set
         .views
@@ -30,12 +45,25 @@ pub fn evaluate_cut(net: &Net, cut_set: &CutSet) -> Result<SequenceScores> {
         .map(|view| views_at_32(view, cut_set.patch_size))
         .map(|patches| describe_patches(net, &patches, BATCH, &Device::Cpu))
         .collect::<Result<_>>()?;
-    let images: Vec<ImageDescriptors> = per_view
+    Ok((per_view, ids))
+}
+
+/// The reference image's descriptors and the target images'.
+fn image_descriptors<'a>(
+    net: &Net,
+    per_view: &'a [Vec<f32>],
+    ids: &'a [u64],
+) -> Result<(ImageDescriptors<'a>, Vec<ImageDescriptors<'a>>)> {
+    let dim = net.arch().descriptor_size();
+    let mut images: Vec<ImageDescriptors> = per_view
         .iter()
-        .map(|d| ImageDescriptors::new(DescriptorMatrix::new(d, dim)?, &ids))
+        .map(|d| ImageDescriptors::new(DescriptorMatrix::new(d, dim)?, ids))
         .collect::<Result<_>>()?;
-    let (reference, targets) = images.split_first().ok_or(crate::Error::Empty("sequence images"))?;
-    SequenceScores::compute(reference, targets)
+    if images.is_empty() {
+        return Err(crate::Error::Empty("sequence images"));
+    }
+    let reference = images.remove(0);
+    Ok((reference, images))
 }
 
 /// The patches of one view at the nets' 32x32 size (cutting at another size resizes bilinearly).

@@ -69,10 +69,11 @@ impl RunDir {
         toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 
-    /// Appends one row to `metrics.csv`, writing `header` first when the file is new.
+    /// Appends one row to `metrics.csv`, writing `header` first when the file is new or empty
+    /// (a resume from step 0 truncates it to nothing).
     pub fn append_metrics(&self, header: &str, row: &str) -> Result<()> {
         let path = self.path("metrics.csv");
-        let is_new = !path.exists();
+        let is_new = fs::metadata(&path).map_or(true, |m| m.len() == 0);
         let mut file =
             fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
         let text = if is_new { format!("{header}\n{row}\n") } else { format!("{row}\n") };
@@ -209,6 +210,9 @@ mod tests {
         run.append_metrics("step,loss", "2,0.4")?;
         run.truncate_metrics(len)?;
         assert_eq!(fs::read_to_string(run.path("metrics.csv")).unwrap(), "step,loss\n1,0.5\n");
+        run.truncate_metrics(0)?;
+        run.append_metrics("step,loss", "1,0.7")?;
+        assert_eq!(fs::read_to_string(run.path("metrics.csv")).unwrap(), "step,loss\n1,0.7\n");
         Ok(())
     }
 

@@ -1,0 +1,193 @@
+//! PNG plots of `reproduce`: training-loss curves and FPR-versus-recall on the acceptance sequence.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use plotters::prelude::*;
+
+use crate::report::{plotted_recalls, ModelResult};
+
+/// One named line of a plot.
+struct Series {
+    name: String,
+    points: Vec<(f64, f64)>,
+}
+
+/// Steps averaged in each point of a loss curve: single steps of small batches are too noisy to read.
+const SMOOTHING: usize = 5;
+
+/// The triplet-loss curve of every seed-0 run of `teacher` (its own triplet term, so teachers and
+/// students compare on the same scale), written to `path`.
+pub fn loss_curves(results: &[ModelResult], teacher: &str, path: &Path) -> Result<()> {
+    let mut series = Vec::new();
+    for r in results.iter().filter(|r| r.teacher == teacher && r.seed == 0) {
+        let metrics = Path::new(&r.dir).join("metrics.csv");
+        let points = read_triplet_curve(&metrics)?;
+        series.push(Series { name: r.row.clone(), points: smooth(&points, SMOOTHING) });
+    }
+    let title = format!("{teacher}: triplet loss per step (seed 0, mean of {SMOOTHING} steps)");
+    line_plot(path, &title, ("step", "triplet loss"), &series, false)
+}
+
+/// FPR against recall (0.5 to 1) on `sequence` for every seed-0 model of `teacher`.
+pub fn fpr_recall(results: &[ModelResult], teacher: &str, sequence: &str, path: &Path) -> Result<()> {
+    let recalls = plotted_recalls();
+    let series: Vec<Series> = results
+        .iter()
+        .filter(|r| r.teacher == teacher && r.seed == 0)
+        .filter_map(|r| {
+            let seq = r.sequences.iter().find(|s| s.sequence == sequence)?;
+            let points = recalls.iter().copied().zip(seq.fpr_at_recall.iter().copied()).collect();
+            Some(Series { name: r.row.clone(), points })
+        })
+        .collect();
+    let title = format!("{teacher}: verification FPR vs recall on {sequence} (seed 0)");
+    line_plot(path, &title, ("recall", "false-positive rate"), &series, true)
+}
+
+/// Loss per step from a run's `metrics.csv` (columns named in its header).
+fn read_triplet_curve(metrics: &Path) -> Result<Vec<(f64, f64)>> {
+    let text = std::fs::read_to_string(metrics).with_context(|| format!("reading {}", metrics.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| anyhow!("{}: no {name} column", metrics.display()))
+    };
+    let (step, triplet) = (column("step")?, column("triplet")?);
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let number = |i: usize| -> Result<f64> {
+                cells
+                    .get(i)
+                    .and_then(|c| c.parse().ok())
+                    .ok_or_else(|| anyhow!("{}: bad row {line:?}", metrics.display()))
+            };
+            Ok((number(step)?, number(triplet)?))
+        })
+        .collect()
+}
+
+/// Means of consecutive windows of `n` points.
+fn smooth(points: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
+    points
+        .chunks(n.max(1))
+        .map(|c| {
+            let k = c.len() as f64;
+            (c.iter().map(|p| p.0).sum::<f64>() / k, c.iter().map(|p| p.1).sum::<f64>() / k)
+        })
+        .collect()
+}
+
+/// Draws `series` into a PNG at `path`, written under a temporary name and renamed, so a crash
+/// never leaves half a picture.
+fn line_plot(path: &Path, title: &str, axes: (&str, &str), series: &[Series], log_y: bool) -> Result<()> {
+    let tmp = temporary_png(path);
+    draw(&tmp, title, axes, series, log_y)
+        .map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+        .and_then(|()| std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display())))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+}
+
+/// A sibling of `path` that still ends in `.png` (the backend picks the encoder by extension).
+fn temporary_png(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
+}
+
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+fn draw(path: &Path, title: &str, axes: (&str, &str), series: &[Series], log_y: bool) -> DrawResult {
+    let (x_range, y_range) = bounds(series, log_y);
+    let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(title, ("sans-serif", 22)).margin(14).x_label_area_size(44).y_label_area_size(70);
+    if log_y {
+        let mut chart = builder.build_cartesian_2d(x_range, y_range.log_scale())?;
+        chart.configure_mesh().x_desc(axes.0).y_desc(axes.1).draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let style = Palette99::pick(i).stroke_width(2);
+            let points = s.points.iter().map(|&(x, y)| (x, y.max(1e-4)));
+            chart
+                .draw_series(LineSeries::new(points, style))?
+                .label(s.name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(BLACK)
+            .draw()?;
+    } else {
+        let mut chart = builder.build_cartesian_2d(x_range, y_range)?;
+        chart.configure_mesh().x_desc(axes.0).y_desc(axes.1).draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let style = Palette99::pick(i).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), style))?
+                .label(s.name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Axis ranges covering every point (a log axis starts at the smallest positive value).
+fn bounds(series: &[Series], log_y: bool) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
+    let points = || series.iter().flat_map(|s| s.points.iter());
+    let fold = |f: fn(&(f64, f64)) -> f64| {
+        points()
+            .map(f)
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    };
+    let (x0, x1) = fold(|p| p.0);
+    let (y0, y1) = fold(|p| p.1);
+    if !x0.is_finite() {
+        return (0.0..1.0, if log_y { 1e-3..1.0 } else { 0.0..1.0 });
+    }
+    let x = x0..x1.max(x0 + 1e-9);
+    let y = if log_y {
+        let lo = points().map(|p| p.1).filter(|v| *v > 0.0).fold(1.0f64, f64::min).max(1e-4);
+        lo * 0.8..(y1 * 1.25).max(lo * 2.0)
+    } else {
+        let pad = (y1 - y0).max(1e-6) * 0.05;
+        (y0 - pad)..(y1 + pad)
+    };
+    (x, y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoothing_averages_windows() {
+        let pts = [(1.0, 2.0), (2.0, 4.0), (3.0, 6.0)];
+        assert_eq!(smooth(&pts, 2), vec![(1.5, 3.0), (3.0, 6.0)]);
+    }
+
+    #[test]
+    fn a_plot_is_written_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.png");
+        let s = Series { name: "a".into(), points: vec![(0.0, 1.0), (1.0, 0.5)] };
+        line_plot(&path, "t", ("x", "y"), &[s], false).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("p.png")]);
+        assert!(std::fs::metadata(&path).unwrap().len() > 1000);
+    }
+}
