@@ -214,6 +214,26 @@ fn as_channel_column(v: &Tensor) -> Result<Tensor> {
     v.reshape((1, (), 1, 1))
 }
 
+impl BatchNorm2d {
+    /// Training-mode `relu(forward_t(x, true))`; one fused op for a non-affine batch norm of f32
+    /// CPU tensors ([`crate::ops::batch_norm_train`]), candle's ops otherwise.
+    ///
+    /// # Shapes
+    /// `(B, C, H, W)` -> `(B, C, H, W)`
+    pub fn forward_relu_train(&self, x: &Tensor) -> Result<Tensor> {
+        let fused = self.affine.is_none() && x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 4;
+        if !fused {
+            return self.forward_t(x, true)?.relu();
+        }
+        let (b, c, h, w) = x.dims4()?;
+        let (y, stats) = crate::ops::batch_norm_train(&x.contiguous()?, self.eps, true)?;
+        let mean = Tensor::from_vec(stats.mean, c, x.device())?;
+        let var = Tensor::from_vec(stats.var, c, x.device())?;
+        self.update_running_stats(&mean, &var, b * h * w)?;
+        Ok(y)
+    }
+}
+
 impl ModuleT for BatchNorm2d {
     /// # Shapes
     /// `(B, C, H, W)` -> `(B, C, H, W)`
@@ -434,6 +454,35 @@ impl ModuleT for ConvBn {
     /// `(B, c_in, H, W)` -> `(B, c_out, H', W')` as [`Conv2d`]
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.bn.forward_t(&self.conv.forward(x)?, train)
+    }
+}
+
+impl ConvBn {
+    /// `relu(forward_t(x, train))`, fused where it pays: in training, batch norm and ReLU run as
+    /// one op; in evaluation, the batch norm is folded into the convolution's weights (one
+    /// convolution with a bias instead of a convolution plus a normalisation pass).
+    ///
+    /// # Shapes
+    /// `(B, c_in, H, W)` -> `(B, c_out, H', W')` as [`Conv2d`]
+    pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if train {
+            return self.bn.forward_relu_train(&self.conv.forward(x)?);
+        }
+        let bn = &self.bn;
+        let (gamma, beta) = match &bn.affine {
+            Some((g, b)) => (Some(g.detach()), Some(b.detach())),
+            None => (None, None),
+        };
+        let (w, b) = crate::ops::fold_batchnorm(
+            &self.conv.weight.detach(),
+            self.conv.bias.as_ref().map(Tensor::detach).as_ref(),
+            &bn.running_mean.detach(),
+            &bn.running_var.detach(),
+            gamma.as_ref(),
+            beta.as_ref(),
+            bn.eps,
+        )?;
+        crate::ops::conv2d(x, &w, Some(&b), self.conv.stride, self.conv.padding)?.relu()
     }
 }
 

@@ -20,6 +20,7 @@ pub mod arch;
 pub mod error;
 pub mod init;
 pub mod layers;
+pub mod memory;
 pub mod nets;
 pub mod ops;
 pub mod testing;

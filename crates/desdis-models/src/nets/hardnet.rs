@@ -52,7 +52,7 @@ impl ModuleT for HardNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = input_norm(x, INPUT_EPS)?;
         for block in &self.trunk {
-            x = block.forward_t(&x, train)?.relu()?;
+            x = block.forward_relu_t(&x, train)?;
         }
         let x = self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?;
         l2_normalize(&x.flatten_from(1)?)

@@ -51,7 +51,7 @@ impl ModuleT for L2Net {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = input_norm(x, INPUT_EPS)?;
         for block in &self.trunk {
-            x = block.forward_t(&x, train)?.relu()?;
+            x = block.forward_relu_t(&x, train)?;
         }
         let x = self.head.forward_t(&x, train)?;
         channel_normalize(&x.flatten_from(1)?, OUTPUT_K)

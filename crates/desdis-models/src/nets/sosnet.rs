@@ -56,7 +56,7 @@ impl ModuleT for SosNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = self.input_norm.forward(x)?;
         for block in &self.trunk {
-            x = block.forward_t(&x, train)?.relu()?;
+            x = block.forward_relu_t(&x, train)?;
         }
         let x = self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?;
         // SOSNet adds 1e-10 before its LocalResponseNorm(256, alpha=256, beta=0.5, k=0).

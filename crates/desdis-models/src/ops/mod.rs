@@ -7,6 +7,7 @@
 //! Each rayon thread keeps its patch-matrix scratch between calls. Other dtypes and devices use
 //! candle's `conv2d`, so results stay correct everywhere.
 
+mod batchnorm;
 mod geometry;
 mod im2col;
 mod kernels;
@@ -16,6 +17,7 @@ mod scratch;
 
 use candle_core::{DType, Result, Tensor};
 
+pub use batchnorm::{batch_norm_train, BatchStats};
 use geometry::ConvGeometry;
 use op::Conv2dF32;
 

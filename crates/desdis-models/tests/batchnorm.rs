@@ -1,0 +1,83 @@
+//! The fused training-mode batch norm (+ ReLU) against the same computation in candle's tensor
+//! ops: outputs, input gradients and running statistics.
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::{ModuleT, VarBuilder, VarMap};
+use desdis_models::layers::BatchNorm2d;
+use desdis_models::ops::batch_norm_train;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn random(shape: &[usize], rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    let n = shape.iter().product();
+    // An offset and a scale per call, so means and variances are far from 0 and 1.
+    let (offset, scale) = (rng.random_range(-2.0..2.0f32), rng.random_range(0.1..3.0f32));
+    let data: Vec<f32> = (0..n).map(|_| offset + scale * rng.random_range(-1.0..1.0f32)).collect();
+    Tensor::from_vec(data, shape, &Device::Cpu)
+}
+
+/// Batch norm (biased batch variance) and optional ReLU, from candle's ops.
+fn reference(x: &Tensor, eps: f64, relu: bool) -> Result<Tensor> {
+    let mean = x.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
+    let centred = x.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
+    let y = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
+    if relu {
+        y.relu()
+    } else {
+        Ok(y)
+    }
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+    (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
+}
+
+#[test]
+fn outputs_and_gradients_match_candle() -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let shapes: [&[usize]; 5] = [&[8, 16, 8, 8], &[3, 5, 4, 7], &[1, 4, 3, 3], &[2, 1, 1, 2], &[16, 32, 32, 32]];
+    for shape in shapes {
+        for relu in [false, true] {
+            let x = Var::from_tensor(&random(shape, &mut rng)?)?;
+            let r = random(shape, &mut rng)?;
+            let (y, _) = batch_norm_train(x.as_tensor(), 1e-5, relu)?;
+            let expected = reference(x.as_tensor(), 1e-5, relu)?;
+            let dy = max_abs_diff(&y, &expected)?;
+            assert!(dy < 1e-5, "{shape:?} relu={relu}: output differs by {dy}");
+            let got = (y * &r)?.sum_all()?.backward()?;
+            let want = (expected * &r)?.sum_all()?.backward()?;
+            let (g, w) = (got.get(x.as_tensor()).unwrap(), want.get(x.as_tensor()).unwrap());
+            let scale = w.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?.max(1.0);
+            let dg = max_abs_diff(g, w)? / scale;
+            assert!(dg < 1e-5, "{shape:?} relu={relu}: gradient differs by {dg} (relative)");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fused_layer_updates_running_statistics_like_the_plain_one() -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let x = random(&[4, 6, 5, 5], &mut rng)?;
+    let layer = |map: &VarMap| BatchNorm2d::new(VarBuilder::from_varmap(map, DType::F32, &Device::Cpu), 6, false);
+    let (fused_map, plain_map) = (VarMap::new(), VarMap::new());
+    let (fused, plain) = (layer(&fused_map)?, layer(&plain_map)?);
+    for _ in 0..3 {
+        let a = fused.forward_relu_train(&x)?;
+        let b = plain.forward_t(&x, true)?.relu()?;
+        assert!(max_abs_diff(&a, &b)? < 1e-5);
+    }
+    assert!(max_abs_diff(fused.running_mean(), plain.running_mean())? < 1e-6);
+    assert!(max_abs_diff(fused.running_var(), plain.running_var())? < 1e-6);
+    assert!(max_abs_diff(plain.running_var(), &Tensor::ones(6, DType::F32, &Device::Cpu)?)? > 1e-3);
+    Ok(())
+}
+
+#[test]
+fn a_single_value_per_channel_is_refused() -> Result<()> {
+    let x = Tensor::ones((1, 3, 1, 1), DType::F32, &Device::Cpu)?;
+    let err = batch_norm_train(&x, 1e-5, true).unwrap_err().to_string();
+    assert!(err.contains("B*H*W > 1"), "{err}");
+    Ok(())
+}
