@@ -222,3 +222,77 @@ fn help_explains_the_inputs() {
         assert!(text.contains(needle), "help mentions {needle}");
     }
 }
+
+/// `--device`: the CPU always works; an unknown name, or CUDA in a binary built without it, is a
+/// clear error rather than a silent CPU run.
+#[test]
+fn device_flag_selects_or_refuses_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (vars, _) =
+        desdis_models::init::init_net(desdis_models::arch::Arch::DesDis { dim: 8 }, 3, &Device::Cpu)
+            .expect("a seeded net");
+    let tensors: HashMap<String, Tensor> =
+        vars.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+    let w = dir.join("w.safetensors");
+    weights::save_safetensors(&tensors, &w).unwrap();
+    let patches = dir.join("patches.npy");
+    write_npy::<u8>(&patches, &[3, 32, 32], &[77; 3 * 1024]);
+    let out = dir.join("out.npy");
+    let (w, p, o) = (w.to_str().unwrap(), patches.to_str().unwrap(), out.to_str().unwrap());
+    let args = |device| ["describe", "--weights", w, "--input", p, "--output", o, "--device", device];
+    let ran = desdis(&args("cpu"));
+    assert!(ran.status.success(), "--device cpu: {}", String::from_utf8_lossy(&ran.stderr));
+    assert_eq!(read_npy_f32(&out).0, vec![3, 128]);
+    assert_fails(&args("tpu"), &["tpu", "expected cpu, cuda"]);
+    if !desdis_models::device::cuda_compiled() {
+        assert_fails(&args("cuda:0"), &["--features cuda"]);
+    }
+}
+
+/// `desdis gpu-check` on the CPU with tiny sizes: every section (data, parity with gradients,
+/// timings with the PyTorch inputs, distillation against its CPU repeat) runs and passes.
+#[test]
+fn gpu_check_dry_run_on_the_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let s = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let o = desdis(&[
+        "gpu-check",
+        "--device",
+        "cpu",
+        "--quick",
+        "--archs",
+        "desdis-8,tfeat",
+        "--time-archs",
+        "desdis-8",
+        "--patches",
+        "8",
+        "--reps",
+        "1",
+        "--warmup",
+        "0",
+        "--distill-steps",
+        "2",
+        "--distill-epoch-steps",
+        "1",
+        "--distill-batch",
+        "8",
+        "--torch-dir",
+        &s("nets"),
+        "--work",
+        &s("work"),
+        "--json",
+        &s("report.json"),
+    ]);
+    assert!(o.status.success(), "gpu-check failed: {}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["parity"].as_array().map(Vec::len), Some(2));
+    assert_eq!(report["distill"]["steps"], 2);
+    for file in ["desdis-8.safetensors", "desdis-8.check.safetensors"] {
+        assert!(dir.join("nets").join(file).is_file(), "{file} written for the PyTorch script");
+    }
+}

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
 use clap::Args;
 use desdis_data::phototour::{self, CachePolicy};
 use desdis_data::sequence::{CutConfig, Sequence};
@@ -11,6 +10,7 @@ use desdis_eval::{
     describe_f32, describe_patches, evaluate_sequence, fpr95, l2_distance, write_atomic, write_json_atomic,
 };
 use desdis_models::arch::Arch;
+use desdis_models::device::{device_name, select_device};
 use desdis_models::nets::{load_net, Net};
 use indicatif::{ProgressBar, ProgressStyle};
 use npyz::WriterBuilder;
@@ -42,16 +42,20 @@ pub struct Describe {
     /// Patches per forward pass.
     #[arg(long, default_value_t = 512)]
     batch: usize,
+    /// Device: `cpu`, `cuda` or `cuda:N`. Default: the first GPU when the binary was built with
+    /// `--features cuda` and one is present, else the CPU.
+    #[arg(long)]
+    device: Option<String>,
 }
 
 impl Describe {
     pub fn run(self) -> Result<()> {
-        let net = load(self.weights.as_deref(), self.arch.as_deref())?;
+        let net = load(self.weights.as_deref(), self.arch.as_deref(), self.device.as_deref())?;
         let patches = read_patches(&self.input)?;
         let n = patches.len() / desdis_data::PATCH_LEN;
         let bar = progress_bar(n as u64, "patches");
         let desc =
-            describe_f32(&net, &patches, self.batch, &Device::Cpu, |done| bar.set_position(done as u64))
+            describe_f32(&net, &patches, self.batch, net.device(), |done| bar.set_position(done as u64))
                 .with_context(|| format!("{}: describing failed", self.input.display()))?;
         bar.finish_and_clear();
         let dim = net.arch().descriptor_size();
@@ -84,11 +88,15 @@ pub struct Eval {
     /// Write the scores as JSON here too.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Device: `cpu`, `cuda` or `cuda:N`. Default: the first GPU when the binary was built with
+    /// `--features cuda` and one is present, else the CPU.
+    #[arg(long)]
+    device: Option<String>,
 }
 
 impl Eval {
     pub fn run(self) -> Result<()> {
-        let net = load(Some(&self.weights), self.arch.as_deref())?;
+        let net = load(Some(&self.weights), self.arch.as_deref(), self.device.as_deref())?;
         let scores = match (&self.phototour, &self.pairs, &self.sequence) {
             (Some(dir), Some(pairs), None) => phototour_fpr95(&net, dir, pairs)?,
             (None, None, Some(dir)) => {
@@ -119,7 +127,7 @@ fn phototour_fpr95(net: &Net, dir: &Path, pairs_path: &Path) -> Result<serde_jso
     used.dedup();
     let patches: Vec<u8> =
         used.iter().flat_map(|&i| tour.set.patches[i as usize * 1024..][..1024].iter().copied()).collect();
-    let desc = describe_patches(net, &patches, 512, &Device::Cpu)?;
+    let desc = describe_patches(net, &patches, 512, net.device())?;
     let dim = net.arch().descriptor_size();
     let row = |i: u32| {
         let k = used.binary_search(&i).unwrap_or_default();
@@ -131,7 +139,10 @@ fn phototour_fpr95(net: &Net, dir: &Path, pairs_path: &Path) -> Result<serde_jso
     Ok(serde_json::json!({ "phototour": dir, "pairs": pairs_path, "num_pairs": pairs.len(), "fpr95": fpr }))
 }
 
-fn load(weights: Option<&str>, arch: Option<&str>) -> Result<Net> {
+/// The net from `weights` (default: the shipped student) on the device `--device` names.
+pub(crate) fn load(weights: Option<&str>, arch: Option<&str>, device: Option<&str>) -> Result<Net> {
+    let device = select_device(device)?;
+    tracing::info!("running on {}", device_name(&device));
     let arch: Option<Arch> = arch.map(str::parse).transpose()?;
     let source = match weights {
         Some(w) => w.to_string(),
@@ -140,7 +151,7 @@ fn load(weights: Option<&str>, arch: Option<&str>) -> Result<Net> {
             "no --weights given and the default weights {DEFAULT_WEIGHTS} are missing (regenerate them with `cargo xtask reproduce`)"
         ),
     };
-    Ok(load_net(&source, arch, &Device::Cpu)?)
+    Ok(load_net(&source, arch, &device)?)
 }
 
 fn write_npy_f32(path: &Path, values: &[f32], rows: usize, cols: usize) -> Result<()> {

@@ -1,6 +1,7 @@
 //! `desdis`: describe patches with learned descriptors, and evaluate descriptor nets.
 
 mod commands;
+mod gpu_check;
 mod input;
 mod train;
 
@@ -24,6 +25,8 @@ enum Command {
     Train(train::Train),
     /// Distill a student (equal-weight or light DesDis) from a frozen teacher.
     Distill(train::Distill),
+    /// Check a GPU against the CPU: descriptor parity, speed, a short distillation (JSON report).
+    GpuCheck(gpu_check::GpuCheck),
 }
 
 fn main() {
@@ -40,6 +43,7 @@ fn main() {
         Command::Eval(cmd) => cmd.run(),
         Command::Train(cmd) => cmd.run(),
         Command::Distill(cmd) => cmd.run(),
+        Command::GpuCheck(cmd) => cmd.run(),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
 use clap::Args;
 use desdis_loss::{LossKind, RtsConfig};
 use desdis_train::{DataSource, DistillConfig, RunDir, TrainConfig};
@@ -47,6 +46,11 @@ pub struct Common {
     /// Validation pairs per epoch (0: none).
     #[arg(long)]
     validation_pairs: Option<usize>,
+    /// Device: `cpu`, `cuda` or `cuda:N`. Default: the first GPU when the binary was built with
+    /// `--features cuda` and one is present, else the CPU. Allowed with --resume: a run may go on
+    /// on another device (same data order, float-level differences only).
+    #[arg(long)]
+    device: Option<String>,
 }
 
 /// Train a descriptor net from scratch with a teacher's published recipe.
@@ -89,14 +93,14 @@ impl Train {
     pub fn run(self) -> Result<()> {
         if self.common.resume {
             ensure_no_overrides(&self.common, self.recipe.is_some())?;
-            return resume(&self.common.out);
+            return resume(&self.common);
         }
         let mut cfg = base_config(self.recipe.as_deref(), &self.common)?;
         if cfg.distill.is_some() {
             bail!("the config has a [distill] section: use `desdis distill`");
         }
         self.common.apply(&mut cfg)?;
-        start(&cfg, &self.common.out)
+        start(&cfg, &self.common)
     }
 }
 
@@ -110,7 +114,7 @@ impl Distill {
             || self.lambda.is_some();
         if self.common.resume {
             ensure_no_overrides(&self.common, given)?;
-            return resume(&self.common.out);
+            return resume(&self.common);
         }
         let mut cfg = base_config(self.recipe.as_deref(), &self.common)?;
         if cfg.distill.is_none() {
@@ -142,7 +146,7 @@ impl Distill {
         }
         cfg.distill = Some(distill);
         self.common.apply(&mut cfg)?;
-        start(&cfg, &self.common.out)
+        start(&cfg, &self.common)
     }
 }
 
@@ -209,24 +213,28 @@ fn ensure_no_overrides(common: &Common, other_settings: bool) -> Result<()> {
     Ok(())
 }
 
-fn start(cfg: &TrainConfig, out: &std::path::Path) -> Result<()> {
+fn start(cfg: &TrainConfig, common: &Common) -> Result<()> {
+    let out = &common.out;
     if out.join("config.toml").exists() {
         bail!("{} already holds a run: continue it with --resume, or choose another --out", out.display());
     }
     let run =
         RunDir::create(out, cfg).with_context(|| format!("creating the run directory {}", out.display()))?;
-    finish(cfg, &run, false)
+    finish(cfg, &run, false, common.device.as_deref())
 }
 
-fn resume(out: &std::path::Path) -> Result<()> {
+fn resume(common: &Common) -> Result<()> {
+    let out = &common.out;
     let run = RunDir::open(out).with_context(|| format!("opening the run directory {}", out.display()))?;
     let cfg: TrainConfig = run.read_config()?;
     cfg.validate()?;
-    finish(&cfg, &run, true)
+    finish(&cfg, &run, true, common.device.as_deref())
 }
 
-fn finish(cfg: &TrainConfig, run: &RunDir, resume: bool) -> Result<()> {
-    let summary = desdis_train::train(cfg, run, resume, &Device::Cpu)
+fn finish(cfg: &TrainConfig, run: &RunDir, resume: bool, device: Option<&str>) -> Result<()> {
+    let device = desdis_models::device::select_device(device)?;
+    tracing::info!("training on {}", desdis_models::device::device_name(&device));
+    let summary = desdis_train::train(cfg, run, resume, &device)
         .with_context(|| format!("training into {}", run.root().display()))?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())

@@ -25,6 +25,7 @@ mod export;
 mod hpatches;
 mod io;
 mod pairs;
+mod patch_pairs;
 mod precision;
 mod rates;
 mod sequence;
@@ -39,6 +40,7 @@ pub use hpatches::{
     LabelledPairs, SequenceScores, NEGATIVES_PER_POSITIVE,
 };
 pub use io::{write_atomic, write_json_atomic};
+pub use patch_pairs::pair_distances;
 pub use precision::{average_precision, average_precision_of_retrieved, PrIntegration};
 pub use rates::{fpr95, operating_point_at_recall, OperatingPoint, RocCurve, RECALL_95};
 pub use sequence::{evaluate_cut, evaluate_cut_with_roc, evaluate_sequence};

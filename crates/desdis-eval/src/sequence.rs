@@ -1,6 +1,5 @@
 //! Scoring a net on an image sequence with ground-truth homographies: cut, describe, score.
 
-use candle_core::Device;
 use desdis_data::resize::resize_bilinear_u8;
 use desdis_data::sequence::{cut_patches, CutConfig, CutSet, Sequence};
 use desdis_data::PATCH_SIDE;
@@ -43,7 +42,7 @@ fn describe_cut(net: &Net, cut_set: &CutSet) -> Result<(Vec<Vec<f32>>, Vec<u64>)
         .views
         .iter()
         .map(|view| views_at_32(view, cut_set.patch_size))
-        .map(|patches| describe_patches(net, &patches, BATCH, &Device::Cpu))
+        .map(|patches| describe_patches(net, &patches, BATCH, net.device()))
         .collect::<Result<_>>()?;
     Ok((per_view, ids))
 }

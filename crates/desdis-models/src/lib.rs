@@ -17,6 +17,7 @@
 //! ```
 
 pub mod arch;
+pub mod device;
 pub mod error;
 pub mod init;
 pub mod layers;

@@ -36,7 +36,8 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
 #[test]
 fn outputs_and_gradients_match_candle() -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let shapes: [&[usize]; 5] = [&[8, 16, 8, 8], &[3, 5, 4, 7], &[1, 4, 3, 3], &[2, 1, 1, 2], &[16, 32, 32, 32]];
+    let shapes: [&[usize]; 5] =
+        [&[8, 16, 8, 8], &[3, 5, 4, 7], &[1, 4, 3, 3], &[2, 1, 1, 2], &[16, 32, 32, 32]];
     for shape in shapes {
         for relu in [false, true] {
             let x = Var::from_tensor(&random(shape, &mut rng)?)?;
@@ -60,7 +61,8 @@ fn outputs_and_gradients_match_candle() -> Result<()> {
 fn fused_layer_updates_running_statistics_like_the_plain_one() -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let x = random(&[4, 6, 5, 5], &mut rng)?;
-    let layer = |map: &VarMap| BatchNorm2d::new(VarBuilder::from_varmap(map, DType::F32, &Device::Cpu), 6, false);
+    let layer =
+        |map: &VarMap| BatchNorm2d::new(VarBuilder::from_varmap(map, DType::F32, &Device::Cpu), 6, false);
     let (fused_map, plain_map) = (VarMap::new(), VarMap::new());
     let (fused, plain) = (layer(&fused_map)?, layer(&plain_map)?);
     for _ in 0..3 {

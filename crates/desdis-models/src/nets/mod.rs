@@ -76,6 +76,7 @@ enum Inner {
 pub struct Net {
     arch: Arch,
     dtype: DType,
+    device: Device,
     inner: Inner,
 }
 
@@ -83,6 +84,7 @@ impl Net {
     /// Builds the net for `arch` from `vb` (weights read, or created when `vb` is on a `VarMap`).
     pub fn new(arch: Arch, vb: VarBuilder) -> Result<Net> {
         let dtype = vb.dtype();
+        let device = vb.device().clone();
         let inner = match arch {
             Arch::HardNet => Inner::HardNet(HardNet::new(vb)?),
             Arch::SosNet => Inner::SosNet(SosNet::new(vb)?),
@@ -92,12 +94,17 @@ impl Net {
             Arch::DesDis { dim: 0 } => return Err(Error::Input("DesDis needs a positive width".into())),
             Arch::DesDis { dim } => Inner::DesDis(DesDis::new(vb, dim)?),
         };
-        Ok(Net { arch, dtype, inner })
+        Ok(Net { arch, dtype, device, inner })
     }
 
     /// The architecture.
     pub fn arch(&self) -> Arch {
         self.arch
+    }
+
+    /// The device the weights live on; inputs must be there too.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     fn dropout_layer(&self) -> Option<&Dropout> {
@@ -162,7 +169,8 @@ impl ModuleT for Net {
     /// `(B, 1, 32, 32)` -> `(B, 128)`
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         check_input(self.arch, x)?;
-        let x = x.to_dtype(self.dtype)?;
+        // Inputs made on the host are moved to the weights' device (a no-op when already there).
+        let x = x.to_device(&self.device)?.to_dtype(self.dtype)?;
         match &self.inner {
             Inner::HardNet(net) => net.forward_t(&x, train),
             Inner::SosNet(net) => net.forward_t(&x, train),

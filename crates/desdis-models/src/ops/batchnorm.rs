@@ -58,12 +58,7 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f
 }
 
 /// Per-channel sums of `f(image, channel, values)` over the batch, in f64 for accuracy.
-fn channel_sums(
-    b: usize,
-    c: usize,
-    hw: usize,
-    f: impl Fn(usize, usize, usize) -> f64 + Sync,
-) -> Vec<f64> {
+fn channel_sums(b: usize, c: usize, hw: usize, f: impl Fn(usize, usize, usize) -> f64 + Sync) -> Vec<f64> {
     (0..c).into_par_iter().map(|ch| (0..b).map(|i| f(i, ch, (i * c + ch) * hw)).sum()).collect()
 }
 
@@ -115,7 +110,8 @@ impl CustomOp1 for BnTrainF32 {
     fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let dy = dy.contiguous()?;
         let (b, c, hw) = dims(x.dims())?;
-        let stats = self.stats.lock().map_err(|_| candle_core::Error::Msg("batch norm: poisoned".into()))?.clone();
+        let stats =
+            self.stats.lock().map_err(|_| candle_core::Error::Msg("batch norm: poisoned".into()))?.clone();
         let inv_std = self.inv_std(&stats);
         let dx = {
             let (xs, xl) = x.storage_and_layout();
