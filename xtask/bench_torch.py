@@ -6,8 +6,11 @@ Rust side saved (safetensors, parsed here with numpy so no extra package is need
 eval-mode descriptors against the Rust ones, then times inference and training steps with the
 same settings. Prints one JSON object on stdout; progress goes to stderr.
 
+On a GPU (`--device cuda`) every timed run ends with a device synchronisation, as on the Rust side,
+and TF32 is off unless `--allow-tf32`: candle computes f32 matmuls and convolutions in full f32.
+
 Usage: bench_torch.py --dir DIR --archs hardnet,desdis-8 --threads 2 --infer-batch 1024 \
-           --train-pairs 128,512 --warmup 1 --reps 5
+           --train-pairs 128,512 --warmup 1 --reps 5 [--device cuda]
 """
 
 import argparse
@@ -198,7 +201,7 @@ def input_range(arch):
 def hardnet_loss(a, p, margin=1.0, false_negative=0.008):
     d = torch.sqrt((2.0 - 2.0 * (a @ p.t())).clamp_min(0.0) + 1e-6)
     pos = torch.diagonal(d)
-    blocked = torch.eye(d.size(0), dtype=torch.bool) | (d < false_negative)
+    blocked = torch.eye(d.size(0), dtype=torch.bool, device=d.device) | (d < false_negative)
     masked = d.masked_fill(blocked, 10.0)
     neg = torch.minimum(masked.min(dim=1).values, masked.min(dim=0).values)
     return F.relu(margin + pos - neg).mean()
@@ -216,18 +219,26 @@ def tfeat_loss(a, p, margin=2.0):
 
 # ---------------------------------------------------------------------------------------------
 
-def median_time(fn, warmup, reps):
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_time(fn, warmup, reps, device):
     for _ in range(warmup):
         fn()
+    synchronize(device)
     times = []
     for _ in range(reps):
         start = time.perf_counter()
         fn()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
 def bench_arch(arch, args):
+    device = torch.device(args.device)
     net = build(arch)
     state = read_safetensors(f"{args.dir}/{arch}.safetensors")
     missing, unexpected = net.load_state_dict(state, strict=False)
@@ -235,21 +246,22 @@ def bench_arch(arch, args):
     if missing or unexpected:
         raise SystemExit(f"bench_torch.py: {arch}: missing keys {missing}, unexpected keys {unexpected}")
 
+    net = net.to(device)
     check = read_safetensors(f"{args.dir}/{arch}.check.safetensors")
     net.eval()
     with torch.no_grad():
-        got = net(check["x"])
+        got = net(check["x"].to(device)).cpu()
     max_diff = float((got - check["y"]).abs().max())
 
     scale = input_range(arch)
     gen = torch.Generator().manual_seed(args.seed)
-    x = torch.rand(args.infer_batch, 1, 32, 32, generator=gen) * scale
+    x = (torch.rand(args.infer_batch, 1, 32, 32, generator=gen) * scale).to(device)
 
     def infer():
         with torch.inference_mode():
             net(x)
 
-    infer_s = median_time(infer, args.warmup, args.reps)
+    infer_s = median_time(infer, args.warmup, args.reps, device)
 
     net.train()
     params = [p for p in net.parameters() if p.requires_grad]
@@ -263,6 +275,7 @@ def bench_arch(arch, args):
     for pairs in args.train_pairs:
         anchors = torch.rand(pairs, 1, 32, 32, generator=gen) * scale
         positives = (anchors + 0.05 * scale * torch.rand(pairs, 1, 32, 32, generator=gen)).clamp(0, scale)
+        anchors, positives = anchors.to(device), positives.to(device)
 
         def step():
             opt.zero_grad(set_to_none=True)
@@ -270,7 +283,7 @@ def bench_arch(arch, args):
             loss.backward()
             opt.step()
 
-        train_s[str(pairs)] = median_time(step, args.warmup, args.reps)
+        train_s[str(pairs)] = median_time(step, args.warmup, args.reps, device)
     return {"infer_s": infer_s, "train_s": train_s, "check_max_abs_diff": max_diff}
 
 
@@ -284,15 +297,28 @@ def main():
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--allow-tf32", action="store_true", help="let cuDNN and cuBLAS use TF32 on GPUs")
     args = parser.parse_args()
     args.train_pairs = [int(p) for p in args.train_pairs.split(",") if p]
 
     torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SystemExit(f"bench_torch.py: --device {args.device} but torch sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = args.allow_tf32
+        torch.backends.cudnn.allow_tf32 = args.allow_tf32
     results = {}
     for arch in args.archs.split(","):
         print(f"bench_torch.py: {arch}", file=sys.stderr, flush=True)
         results[arch] = bench_arch(arch, args)
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": args.device,
+           "results": results}
+    if args.device.startswith("cuda"):
+        out["gpu"] = torch.cuda.get_device_name(torch.device(args.device))
+        out["torch_cuda"] = torch.version.cuda
+        out["tf32"] = args.allow_tf32
+        out["cudnn_benchmark"] = torch.backends.cudnn.benchmark
     json.dump(out, sys.stdout)
     print()
 

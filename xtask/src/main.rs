@@ -1,12 +1,18 @@
 //! Project automation. `cargo xtask reproduce` trains teachers, distils students and writes the
 //! results table; `cargo xtask train` runs one training config; `cargo xtask bench` times the nets;
-//! `cargo xtask ship-weights` updates the default weights in `data/weights/`.
+//! `cargo xtask ship-weights` updates the default weights in `data/weights/`; `cargo xtask
+//! cuda-toolchain` sets up a CUDA build on a machine without one, `cargo xtask gpu-check` packs the
+//! GPU self-check bundle and `cargo xtask ci-cuda` checks that the `cuda` feature compiles.
 
 mod bench;
+mod ci_cuda;
+mod cuda_toolchain;
+mod gpu_check;
 mod plots;
 mod report;
 mod reproduce;
 mod ship_weights;
+mod ubc;
 
 use std::path::PathBuf;
 
@@ -31,6 +37,12 @@ enum Command {
     Bench(bench::Bench),
     /// Copy a trained light student into data/weights/ (the default weights of `desdis describe`).
     ShipWeights(ship_weights::ShipWeights),
+    /// Install a CUDA 13 build toolchain from PyPI wheels (cached) and print the environment to export.
+    CudaToolchain(cuda_toolchain::CudaToolchain),
+    /// Build the `cuda` binary and pack the self-contained GPU check bundle (run.sh + binary + scripts).
+    GpuCheck(gpu_check::GpuCheck),
+    /// Check that the `cuda` feature compiles (toolchain + `cargo check --features cuda`).
+    CiCuda(ci_cuda::CiCuda),
 }
 
 /// Runs one training configuration (TOML) into a run directory.
@@ -45,6 +57,10 @@ struct TrainArgs {
     /// Continue from the run directory's latest checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Device: `cpu`, `cuda` or `cuda:N` (default: the first GPU when built with `--features cuda`
+    /// and one is present, else the CPU).
+    #[arg(long)]
+    device: Option<String>,
 }
 
 fn main() {
@@ -61,11 +77,20 @@ fn main() {
         Command::Train(args) => train(&args),
         Command::Bench(bench) => bench.run(),
         Command::ShipWeights(cmd) => cmd.run(),
+        Command::CudaToolchain(cmd) => cmd.run(),
+        Command::GpuCheck(cmd) => cmd.run(),
+        Command::CiCuda(cmd) => cmd.run(),
     };
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// The workspace root (the folder above `xtask/`).
+pub(crate) fn workspace_root() -> PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
 fn train(args: &TrainArgs) -> anyhow::Result<()> {
@@ -75,7 +100,8 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     } else {
         desdis_train::RunDir::create(&args.out, &cfg)?
     };
-    let summary = desdis_train::train(&cfg, &run, args.resume, &candle_core::Device::Cpu)
+    let device = desdis_models::device::select_device(args.device.as_deref())?;
+    let summary = desdis_train::train(&cfg, &run, args.resume, &device)
         .with_context(|| format!("training into {}", args.out.display()))?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())

@@ -138,8 +138,9 @@ fn preamble(ctx: &ReportContext) -> String {
         "`cargo xtask reproduce`"
     };
     format!(
-        "Produced by {mode} in {:.0} min on the CPU, training on the embedded set (photos in \
-         `data/images`). Each model is scored on patches cut from the test sequences (keypoints of \
+        "Produced by {mode} on the CPU in {:.0} min of wall-clock time (runs finished by an \
+         earlier invocation with the same settings are reused; the training table gives every \
+         run's own time), training on the embedded set (photos in `data/images`). Each model is scored on patches cut from the test sequences (keypoints of \
          image 1 carried into images 2-6 by the ground-truth homographies, frames perturbed with \
          the hard jitter as HPatches' \"hard\" patches are). Rows with several seeds \
          give mean ± sample standard deviation. FPR95: lower is better; AP and mAP: higher is better. \
