@@ -268,7 +268,7 @@ fn configs_default_to_published_values_and_reject_typos() -> Result<()> {
     assert_eq!(distill.triplet, LossKind::HyNet.default_config());
     assert_eq!(
         (distill.rts.form, distill.rts.similarity, distill.rts.lambda),
-        (RtsForm::Hinge, Similarity::NegDistance, 1.0)
+        (RtsForm::Hinge, Similarity::NegDistance, 0.1)
     );
     let round_trip: DistillationConfig = serde_json::from_str(&serde_json::to_string(&distill)?)?;
     assert_eq!(round_trip, distill);
