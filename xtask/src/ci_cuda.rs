@@ -1,5 +1,6 @@
-//! `cargo xtask ci-cuda`: proves the `cuda` feature compiles on a machine without CUDA, apart from
-//! `.ci/run` because the first run downloads about 1.2 GB of wheels and compiles candle's kernels.
+//! `cargo xtask ci-cuda`: proves the `cuda` feature compiles on a machine without CUDA. `.ci/run`
+//! calls it last: the first run downloads about 1.2 GB of wheels and compiles candle's kernels
+//! (about 10 minutes on two cores), later runs reuse both.
 
 use std::process::Command;
 

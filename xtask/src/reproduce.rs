@@ -354,7 +354,13 @@ pub(crate) fn teacher_config(args: &ReproduceArgs, budget: &Budget, kind: LossKi
 fn run_job(kind: LossKind, job: &Job, cuts: &[(String, CutSet)], device: &Device) -> Result<ModelResult> {
     let t0 = Instant::now();
     let summary = train_or_reuse(job, device)?;
-    let train_seconds = t0.elapsed().as_secs_f64();
+    // A reused run took no time now: count its steps at its recorded throughput instead, so the
+    // report shows every run's own training time (validation excluded) either way.
+    let pairs = (summary.steps as usize * job.cfg.batch_size) as f64;
+    let train_seconds = match summary.pairs_per_s > 0.0 {
+        true => pairs / summary.pairs_per_s,
+        false => t0.elapsed().as_secs_f64(),
+    };
     let arch = Arch::parse(&job.cfg.arch)?;
     let model = job.dir.join("model.safetensors");
     let net = desdis_models::nets::load_net(&model.to_string_lossy(), Some(arch), device)?;
