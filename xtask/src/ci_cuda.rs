@@ -2,11 +2,7 @@
 //! calls it last: the first run downloads about 1.2 GB of wheels and compiles candle's kernels
 //! (about 10 minutes on two cores), later runs reuse both.
 
-use std::process::Command;
-
-use anyhow::{bail, Context};
-
-use crate::cuda_toolchain::CudaToolchain;
+use crate::cuda_toolchain::{CudaToolchain, BUILD_CUDA_CLI};
 
 /// Installs the CUDA toolchain (cached) and runs `cargo check --features cuda` on the workspace
 /// crates that have the feature, in their own target folder (`target/cuda` by default).
@@ -25,27 +21,23 @@ impl CiCuda {
         let toolchain = CudaToolchain::defaults().ensure()?;
         let root = crate::workspace_root();
         let target_dir = self.target_dir.unwrap_or_else(|| root.join("target/cuda"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(&cargo);
         if self.build {
-            cmd.args(["build", "--release", "-p", "desdis-cli", "--features", "cuda"]);
-        } else {
-            // `--release`: the kernels candle's build script compiles are then shared with the
-            // release build of `xtask gpu-check` in the same target folder.
-            cmd.args(["check", "--release", "--all-targets", "--features", "cuda"]);
-            for krate in ["desdis-models", "desdis-loss", "desdis-data", "desdis-eval", "desdis-train"] {
-                cmd.args(["-p", krate]);
-            }
-            cmd.args(["-p", "desdis-cli", "-p", "xtask"]);
+            return toolchain.cargo(&root, &target_dir, BUILD_CUDA_CLI, "ci-cuda");
         }
-        cmd.current_dir(&root).env("CARGO_TARGET_DIR", &target_dir).envs(toolchain.env());
-        eprintln!("ci-cuda: {cmd:?}");
-        let started = std::time::Instant::now();
-        let status = cmd.status().with_context(|| format!("running {cargo}"))?;
-        if !status.success() {
-            bail!("the cuda build failed ({status})");
+        // `--release`: the kernels candle's build script compiles are then shared with the
+        // release build of `xtask gpu-check` in the same target folder.
+        let mut args = vec!["check", "--release", "--all-targets", "--features", "cuda"];
+        for krate in [
+            "desdis-models",
+            "desdis-loss",
+            "desdis-data",
+            "desdis-eval",
+            "desdis-train",
+            "desdis-cli",
+            "xtask",
+        ] {
+            args.extend(["-p", krate]);
         }
-        eprintln!("ci-cuda: ok in {:.0} s", started.elapsed().as_secs_f64());
-        Ok(())
+        toolchain.cargo(&root, &target_dir, &args, "ci-cuda")
     }
 }

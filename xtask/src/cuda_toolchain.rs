@@ -113,7 +113,27 @@ pub struct Toolchain {
     pub compute_cap: String,
 }
 
+/// `cargo build --release -p desdis-cli --features cuda`: the `desdis` binary with CUDA.
+pub const BUILD_CUDA_CLI: &[&str] = &["build", "--release", "-p", "desdis-cli", "--features", "cuda"];
+
 impl Toolchain {
+    /// Runs `cargo <args>` from `root` with this toolchain's environment and `target_dir` as the
+    /// target folder (kept apart so the cuda build never evicts the CPU one); `label` prefixes
+    /// the log lines. Fails when cargo does.
+    pub fn cargo(&self, root: &Path, target_dir: &Path, args: &[&str], label: &str) -> anyhow::Result<()> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(&cargo);
+        cmd.args(args).current_dir(root).env("CARGO_TARGET_DIR", target_dir).envs(self.env());
+        eprintln!("{label}: cargo {} (target {})", args.join(" "), target_dir.display());
+        let started = std::time::Instant::now();
+        let status = cmd.status().with_context(|| format!("running {cargo}"))?;
+        if !status.success() {
+            bail!("the cuda build failed ({status})");
+        }
+        eprintln!("{label}: ok in {:.0} s", started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
     pub fn nvcc(&self) -> PathBuf {
         self.root.join("bin/nvcc")
     }

@@ -72,23 +72,7 @@ impl GpuCheck {
 }
 
 fn build(root: &Path, target_dir: &Path, toolchain: &Toolchain) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "--release", "-p", "desdis-cli", "--features", "cuda"])
-        .current_dir(root)
-        .env("CARGO_TARGET_DIR", target_dir)
-        .envs(toolchain.env());
-    eprintln!(
-        "gpu-check: cargo build --release -p desdis-cli --features cuda (target {})",
-        target_dir.display()
-    );
-    let started = std::time::Instant::now();
-    let status = cmd.status().with_context(|| format!("running {cargo}"))?;
-    if !status.success() {
-        bail!("the cuda build failed ({status})");
-    }
-    eprintln!("gpu-check: built in {:.0} s", started.elapsed().as_secs_f64());
-    Ok(())
+    toolchain.cargo(root, target_dir, crate::cuda_toolchain::BUILD_CUDA_CLI, "gpu-check")
 }
 
 /// Writes the bundle: the binary without debug info and cuRAND, both xz-compressed (the kernels

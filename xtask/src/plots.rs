@@ -103,53 +103,51 @@ fn temporary_png(path: &Path) -> PathBuf {
 
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
+/// Smallest value a log axis shows: a false-positive rate of 0 sits on the axis floor.
+const LOG_FLOOR: f64 = 1e-4;
+
+/// Draws on a linear chart; a log y axis is drawn as log10 of the values with labels showing the
+/// values themselves, so both kinds share one code path.
 fn draw(path: &Path, title: &str, axes: (&str, &str), series: &[Series], log_y: bool) -> DrawResult {
-    let (x_range, y_range) = bounds(series, log_y);
+    let to_axis = |y: f64| if log_y { y.max(LOG_FLOOR).log10() } else { y };
+    let series: Vec<Series> = series
+        .iter()
+        .map(|s| Series {
+            name: s.name.clone(),
+            points: s.points.iter().map(|&(x, y)| (x, to_axis(y))).collect(),
+        })
+        .collect();
+    let (x_range, y_range) = bounds(&series);
     let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut builder = ChartBuilder::on(&root);
-    builder.caption(title, ("sans-serif", 22)).margin(14).x_label_area_size(44).y_label_area_size(70);
-    if log_y {
-        let mut chart = builder.build_cartesian_2d(x_range, y_range.log_scale())?;
-        chart.configure_mesh().x_desc(axes.0).y_desc(axes.1).draw()?;
-        for (i, s) in series.iter().enumerate() {
-            let style = Palette99::pick(i).stroke_width(2);
-            let points = s.points.iter().map(|&(x, y)| (x, y.max(1e-4)));
-            chart
-                .draw_series(LineSeries::new(points, style))?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-        }
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_range, y_range)?;
+    let y_label = |v: &f64| if log_y { format!("{:.0e}", 10f64.powf(*v)) } else { format!("{v:.2}") };
+    chart.configure_mesh().x_desc(axes.0).y_desc(axes.1).y_label_formatter(&y_label).draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let style = Palette99::pick(i).stroke_width(2);
         chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .draw()?;
-    } else {
-        let mut chart = builder.build_cartesian_2d(x_range, y_range)?;
-        chart.configure_mesh().x_desc(axes.0).y_desc(axes.1).draw()?;
-        for (i, s) in series.iter().enumerate() {
-            let style = Palette99::pick(i).stroke_width(2);
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), style))?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .border_style(BLACK)
-            .draw()?;
+            .draw_series(LineSeries::new(s.points.iter().copied(), style))?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     }
+    // FPR-recall curves rise to the right, loss curves fall: keep the legend off the lines.
+    let corner = if log_y { SeriesLabelPosition::UpperLeft } else { SeriesLabelPosition::UpperRight };
+    chart.configure_series_labels().position(corner).border_style(BLACK).draw()?;
     root.present()?;
     Ok(())
 }
 
-/// Axis ranges covering every point (a log axis starts at the smallest positive value).
-fn bounds(series: &[Series], log_y: bool) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
-    let points = || series.iter().flat_map(|s| s.points.iter());
+/// Axis ranges covering every finite point, with a 5% margin above and below.
+fn bounds(series: &[Series]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
     let fold = |f: fn(&(f64, f64)) -> f64| {
-        points()
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
             .map(f)
             .filter(|v| v.is_finite())
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
@@ -157,17 +155,10 @@ fn bounds(series: &[Series], log_y: bool) -> (std::ops::Range<f64>, std::ops::Ra
     let (x0, x1) = fold(|p| p.0);
     let (y0, y1) = fold(|p| p.1);
     if !x0.is_finite() {
-        return (0.0..1.0, if log_y { 1e-3..1.0 } else { 0.0..1.0 });
+        return (0.0..1.0, 0.0..1.0);
     }
-    let x = x0..x1.max(x0 + 1e-9);
-    let y = if log_y {
-        let lo = points().map(|p| p.1).filter(|v| *v > 0.0).fold(1.0f64, f64::min).max(1e-4);
-        lo * 0.8..(y1 * 1.25).max(lo * 2.0)
-    } else {
-        let pad = (y1 - y0).max(1e-6) * 0.05;
-        (y0 - pad)..(y1 + pad)
-    };
-    (x, y)
+    let pad = (y1 - y0).max(1e-6) * 0.05;
+    (x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
 }
 
 #[cfg(test)]

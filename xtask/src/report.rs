@@ -102,7 +102,7 @@ fn mean_std_of(values: &[f64]) -> (f64, f64) {
 }
 
 /// `mean ± std` (sample standard deviation), or the value alone for one seed.
-fn mean_std(values: &[f64], digits: usize) -> String {
+pub(crate) fn mean_std(values: &[f64], digits: usize) -> String {
     let (mean, std) = mean_std_of(values);
     if values.len() < 2 {
         return format!("{mean:.digits$}");
@@ -134,9 +134,9 @@ fn markdown(results: &[ModelResult], ctx: &ReportContext) -> String {
 }
 
 /// What the table cannot say by itself.
-const NOTES: &str = "Notes. The default regularizer (`abs`, cosine, λ = 0.1) was chosen before this \
-run, on the tuning sequence only (`docs/losses.md`, where λ = 1 lost matching mAP in every form). \
-Teachers and students get the same small budget here (100 steps of 128 pairs each), far from \
+const NOTES: &str = "Notes. The default regularizer (named above) was chosen before this run, on \
+the tuning sequence only (`docs/losses.md`, where λ = 1 lost matching mAP in every form). \
+Teachers and students get the same small budget here (steps in the training table), far from \
 the published schedules (10 epochs of 5M pairs): at this size the gains the paper reports are \
 within seed noise, and the table says so rather than claims them. `cargo xtask reproduce --full` \
 runs the published UBC protocol on a GPU.\n\n";

@@ -151,21 +151,11 @@ fn markdown(train: &str, tests: &[(String, PathBuf)], results: &[UbcResult], sec
         for (scene, _) in tests {
             let v: Vec<f64> = group.iter().filter_map(|r| r.fpr95.get(scene).copied()).collect();
             means.push(v.iter().sum::<f64>() / v.len().max(1) as f64);
-            let _ = write!(md, " {} |", mean_std(&v));
+            let _ = write!(md, " {} |", crate::report::mean_std(&v, 4));
         }
         let _ = writeln!(md, " {:.4} |", means.iter().sum::<f64>() / means.len().max(1) as f64);
     }
     md
-}
-
-fn mean_std(v: &[f64]) -> String {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n.max(1.0);
-    if v.len() < 2 {
-        return format!("{mean:.4}");
-    }
-    let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-    format!("{mean:.4} ± {std:.4}")
 }
 
 #[cfg(test)]
