@@ -296,3 +296,71 @@ fn gpu_check_dry_run_on_the_cpu() {
         assert!(dir.join("nets").join(file).is_file(), "{file} written for the PyTorch script");
     }
 }
+
+/// A PhotoTour folder of 120 points, 3 noisy views each, and a pair file of 400 pairs.
+fn write_phototour_fixture(dir: &Path) -> PathBuf {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    let mut set = desdis_data::PatchSet::default();
+    for point in 0..120u32 {
+        let (fx, fy, phase) =
+            (rng.random_range(0.1..0.7f32), rng.random_range(0.1..0.7f32), rng.random::<f32>());
+        for _ in 0..3 {
+            let mut patch = [0u8; desdis_data::PATCH_LEN];
+            for (i, px) in patch.iter_mut().enumerate() {
+                let (x, y) = ((i % 32) as f32, (i / 32) as f32);
+                // Strong noise, so some negatives come closer than some positives.
+                let v = 128.0 + 60.0 * (fx * x + fy * y + 6.0 * phase).sin() + rng.random_range(-90.0..90.0);
+                *px = v.clamp(0.0, 255.0) as u8;
+            }
+            set.push(&patch, point);
+        }
+    }
+    desdis_data::phototour::write(dir, &set).unwrap();
+    let pairs = desdis_data::mining::sample_eval_pairs(&set.point_ids, 400, 3).unwrap();
+    let path = dir.join("m50_400_400_0.txt");
+    desdis_data::phototour::write_pairs(&path, &pairs, &set.point_ids).unwrap();
+    path
+}
+
+/// `desdis eval --phototour` against FPR95 computed here from `desdis describe`'s descriptors of
+/// every patch, with the rule written out independently: threshold at the ceil(0.95 P)-th smallest
+/// positive distance, FPR = negatives at or below it / negatives.
+#[test]
+fn phototour_fpr95_matches_an_independent_computation() {
+    let weights = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/weights/desdis-32.safetensors");
+    let tmp = tempfile::tempdir().unwrap();
+    let scene = tmp.path().join("scene");
+    let pairs_path = write_phototour_fixture(&scene);
+    let json = tmp.path().join("eval.json");
+    let args = ["eval", "--weights", weights, "--phototour", scene.to_str().unwrap()];
+    let o = desdis(
+        &[&args[..], &["--pairs", pairs_path.to_str().unwrap(), "--json", json.to_str().unwrap()]].concat(),
+    );
+    assert!(o.status.success(), "eval failed: {}", String::from_utf8_lossy(&o.stderr));
+    let reported: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let reported = reported["fpr95"].as_f64().unwrap();
+
+    let all = tmp.path().join("all.npy");
+    describe_ok(weights, &scene, &all);
+    let (shape, desc) = read_npy_f32(&all);
+    let dim = shape[1] as usize;
+    let mut positives = Vec::new();
+    let mut negatives = Vec::new();
+    for line in std::fs::read_to_string(&pairs_path).unwrap().lines() {
+        let f: Vec<usize> = line.split_whitespace().map(|t| t.parse().unwrap()).collect();
+        let (a, b) = (&desc[f[0] * dim..][..dim], &desc[f[3] * dim..][..dim]);
+        let d = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt();
+        if f[1] == f[4] {
+            positives.push(d)
+        } else {
+            negatives.push(d)
+        }
+    }
+    positives.sort_by(f64::total_cmp);
+    let threshold = positives[(0.95 * positives.len() as f64).ceil() as usize - 1];
+    let expected =
+        negatives.iter().filter(|&&d| d <= threshold + 1e-6).count() as f64 / negatives.len() as f64;
+    assert!(expected > 0.0 && expected < 1.0, "a fixture with FPR95 = {expected} checks little");
+    assert!((reported - expected).abs() < 1e-9, "desdis eval: {reported}, independent: {expected}");
+}

@@ -6,9 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use desdis_data::phototour::{self, CachePolicy};
 use desdis_data::sequence::{CutConfig, Sequence};
-use desdis_eval::{
-    describe_f32, describe_patches, evaluate_sequence, fpr95, l2_distance, write_atomic, write_json_atomic,
-};
+use desdis_eval::{describe_f32, evaluate_sequence, fpr95, pair_distances, write_atomic, write_json_atomic};
 use desdis_models::arch::Arch;
 use desdis_models::device::{device_name, select_device};
 use desdis_models::nets::{load_net, Net};
@@ -122,20 +120,8 @@ fn phototour_fpr95(net: &Net, dir: &Path, pairs_path: &Path) -> Result<serde_jso
     if pairs.is_empty() {
         bail!("{}: no pairs", pairs_path.display());
     }
-    let mut used: Vec<u32> = pairs.iter().flat_map(|p| [p.a, p.b]).collect();
-    used.sort_unstable();
-    used.dedup();
-    let patches: Vec<u8> =
-        used.iter().flat_map(|&i| tour.set.patches[i as usize * 1024..][..1024].iter().copied()).collect();
-    let desc = describe_patches(net, &patches, 512, net.device())?;
-    let dim = net.arch().descriptor_size();
-    let row = |i: u32| {
-        let k = used.binary_search(&i).unwrap_or_default();
-        &desc[k * dim..(k + 1) * dim]
-    };
-    let distances: Vec<f32> = pairs.iter().map(|p| l2_distance(row(p.a), row(p.b))).collect();
-    let labels: Vec<bool> = pairs.iter().map(|p| p.is_match).collect();
-    let fpr = fpr95(&distances, &labels)?;
+    let labelled = pair_distances(net, &tour.set, &pairs, net.device())?;
+    let fpr = fpr95(&labelled.distances, &labelled.labels)?;
     Ok(serde_json::json!({ "phototour": dir, "pairs": pairs_path, "num_pairs": pairs.len(), "fpr95": fpr }))
 }
 
