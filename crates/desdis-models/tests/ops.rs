@@ -37,6 +37,14 @@ const CASES: &[Case] = &[
     // Batch 1, non-square input, stride not dividing the size, padding wider than 1.
     Case { batch: 1, c_in: 3, h: 9, w: 7, c_out: 5, kernel: 3, stride: 2, padding: 1, bias: true },
     Case { batch: 2, c_in: 4, h: 10, w: 13, c_out: 6, kernel: 5, stride: 3, padding: 2, bias: false },
+    // Winograd F(2x2, 3x3) path (3x3, stride 1, >= 8 channels): HardNet's 32x32 layer with more
+    // images than one group, odd sides (tiles hanging over the edge), padding 0 and 2, batch 1.
+    Case { batch: 9, c_in: 8, h: 32, w: 32, c_out: 8, kernel: 3, stride: 1, padding: 1, bias: false },
+    Case { batch: 37, c_in: 12, h: 8, w: 8, c_out: 10, kernel: 3, stride: 1, padding: 1, bias: true },
+    Case { batch: 3, c_in: 9, h: 7, w: 11, c_out: 8, kernel: 3, stride: 1, padding: 1, bias: false },
+    Case { batch: 2, c_in: 8, h: 9, w: 6, c_out: 11, kernel: 3, stride: 1, padding: 0, bias: true },
+    Case { batch: 1, c_in: 10, h: 5, w: 5, c_out: 8, kernel: 3, stride: 1, padding: 2, bias: false },
+    Case { batch: 2, c_in: 8, h: 3, w: 3, c_out: 8, kernel: 3, stride: 1, padding: 0, bias: false },
     // 1x1 output from a padded input: not the plain-matmul special case.
     Case { batch: 2, c_in: 2, h: 2, w: 2, c_out: 3, kernel: 4, stride: 1, padding: 1, bias: false },
 ];
@@ -255,6 +263,26 @@ fn folded_batchnorm_matches_conv_then_batchnorm() -> Result<()> {
         let (w, b) = fold_batchnorm(&inputs.w, Some(&inputs.b), &mean, &var, g, bt, eps)?;
         let folded = conv2d(&inputs.x, &w, Some(&b), case.stride, case.padding)?;
         assert_close("folded conv+bn", &folded, &expected);
+    }
+    Ok(())
+}
+
+#[test]
+fn gradients_repeat_bit_for_bit() -> Result<()> {
+    // Weight gradients are sums over the batch split across threads; the split and the order of
+    // the partial sums must not depend on scheduling, or resumed training would drift.
+    for case in [CASES[1], CASES[11], CASES[12]] {
+        let inputs = Inputs::new(&case, 5)?;
+        let first = run(conv2d, &case, &inputs)?;
+        for _ in 0..3 {
+            let again = run(conv2d, &case, &inputs)?;
+            for (what, a, b) in
+                [("y", &first.y, &again.y), ("dx", &first.dx, &again.dx), ("dw", &first.dw, &again.dw)]
+            {
+                let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert_eq!(diff, 0.0, "{what} of {case:?} changed between identical calls");
+            }
+        }
     }
     Ok(())
 }

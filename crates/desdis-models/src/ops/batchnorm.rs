@@ -57,18 +57,70 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f
     }
 }
 
-/// Per-channel sums of `f(image, channel, values)` over the batch, in f64 for accuracy.
-fn channel_sums(b: usize, c: usize, hw: usize, f: impl Fn(usize, usize, usize) -> f64 + Sync) -> Vec<f64> {
-    (0..c).into_par_iter().map(|ch| (0..b).map(|i| f(i, ch, (i * c + ch) * hw)).sum()).collect()
+/// Per-channel sums of `f(channel, offset of the image's plane)` over the batch, in f64 for accuracy.
+fn channel_sums(b: usize, c: usize, hw: usize, f: impl Fn(usize, usize) -> f64 + Sync) -> Vec<f64> {
+    (0..c).into_par_iter().map(|ch| (0..b).map(|i| f(ch, (i * c + ch) * hw)).sum()).collect()
+}
+
+/// Independent partial sums per plane: a single running sum is one long chain of dependent adds
+/// that the compiler may not reorder (float addition is not associative), and ran the batch norm
+/// at a quarter of memory speed. Sixteen f32 lanes vectorise; each lane adds at most
+/// `hw / 16` values (64 for a 32x32 plane) before the lanes are summed in f64.
+const LANES: usize = 16;
+
+/// `Σ f(a[k])` over a plane.
+fn plane_sum1(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut lanes = [0f32; LANES];
+    let (body, tail) = a.split_at(a.len() / LANES * LANES);
+    for block in body.chunks_exact(LANES) {
+        for (lane, &v) in lanes.iter_mut().zip(block) {
+            *lane += f(v);
+        }
+    }
+    finish(lanes, tail.iter().map(|&v| f(v)))
+}
+
+/// `Σ f(a[k], b[k])` over a plane.
+fn plane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let b = &b[..a.len()];
+    let mut lanes = [0f32; LANES];
+    let split = a.len() / LANES * LANES;
+    for (ab, bb) in a[..split].chunks_exact(LANES).zip(b[..split].chunks_exact(LANES)) {
+        for ((lane, &u), &v) in lanes.iter_mut().zip(ab).zip(bb) {
+            *lane += f(u, v);
+        }
+    }
+    finish(lanes, a[split..].iter().zip(&b[split..]).map(|(&u, &v)| f(u, v)))
+}
+
+/// `Σ f(a[k], b[k], c[k])` over a plane.
+fn plane_sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
+    let (b, c) = (&b[..a.len()], &c[..a.len()]);
+    let mut lanes = [0f32; LANES];
+    let split = a.len() / LANES * LANES;
+    let blocks = a[..split].chunks_exact(LANES).zip(b[..split].chunks_exact(LANES));
+    for ((ab, bb), cb) in blocks.zip(c[..split].chunks_exact(LANES)) {
+        for (((lane, &u), &v), &w) in lanes.iter_mut().zip(ab).zip(bb).zip(cb) {
+            *lane += f(u, v, w);
+        }
+    }
+    let tail = a[split..].iter().zip(&b[split..]).zip(&c[split..]);
+    finish(lanes, tail.map(|((&u, &v), &w)| f(u, v, w)))
+}
+
+/// The lanes and the leftover terms, summed in f64.
+fn finish(lanes: [f32; LANES], tail: impl Iterator<Item = f32>) -> f64 {
+    lanes.iter().map(|&v| v as f64).sum::<f64>() + tail.map(|v| v as f64).sum::<f64>()
 }
 
 impl BnTrainF32 {
     fn statistics(&self, x: &[f32], b: usize, c: usize, hw: usize) -> BatchStats {
         let n = (b * hw) as f64;
-        let sums = channel_sums(b, c, hw, |_, _, at| x[at..at + hw].iter().map(|&v| v as f64).sum());
+        let sums = channel_sums(b, c, hw, |_, at| plane_sum1(&x[at..at + hw], |v| v));
         let mean: Vec<f64> = sums.iter().map(|s| s / n).collect();
-        let sq = channel_sums(b, c, hw, |_, ch, at| {
-            x[at..at + hw].iter().map(|&v| (v as f64 - mean[ch]).powi(2)).sum()
+        let sq = channel_sums(b, c, hw, |ch, at| {
+            let m = mean[ch] as f32;
+            plane_sum1(&x[at..at + hw], |v| (v - m) * (v - m))
         });
         BatchStats {
             mean: mean.iter().map(|&m| m as f32).collect(),
@@ -139,12 +191,11 @@ impl BnTrainF32 {
     ) -> Vec<f32> {
         let relu = self.relu;
         let masked = |gv: f32, yv: f32| if relu && yv <= 0.0 { 0.0 } else { gv };
-        let g_sum = channel_sums(b, c, hw, |_, _, at| {
-            g[at..at + hw].iter().zip(&y[at..at + hw]).map(|(&gv, &yv)| masked(gv, yv) as f64).sum()
-        });
-        let gx_sum = channel_sums(b, c, hw, |_, ch, at| {
+        let g_sum = channel_sums(b, c, hw, |_, at| plane_sum2(&g[at..at + hw], &y[at..at + hw], masked));
+        let gx_sum = channel_sums(b, c, hw, |ch, at| {
             let (m, s) = (mean[ch], inv_std[ch]);
-            (at..at + hw).map(|k| (masked(g[k], y[k]) * (x[k] - m) * s) as f64).sum()
+            let (g, y, x) = (&g[at..at + hw], &y[at..at + hw], &x[at..at + hw]);
+            plane_sum3(g, y, x, |gv, yv, xv| masked(gv, yv) * (xv - m) * s)
         });
         let n = (b * hw) as f64;
         let mut dx = vec![0f32; x.len()];
@@ -153,9 +204,9 @@ impl BnTrainF32 {
             let (m, s) = (mean[ch], inv_std[ch]);
             let (g_mean, gx_mean) = ((g_sum[ch] / n) as f32, (gx_sum[ch] / n) as f32);
             let at = plane * hw;
-            for (k, o) in out.iter_mut().enumerate() {
-                let xhat = (x[at + k] - m) * s;
-                *o = s * (masked(g[at + k], y[at + k]) - g_mean - xhat * gx_mean);
+            let (g, y, x) = (&g[at..at + hw], &y[at..at + hw], &x[at..at + hw]);
+            for (((o, &gv), &yv), &xv) in out.iter_mut().zip(g).zip(y).zip(x) {
+                *o = s * (masked(gv, yv) - g_mean - (xv - m) * s * gx_mean);
             }
         });
         dx

@@ -13,6 +13,7 @@ use super::geometry::ConvGeometry;
 use super::im2col::{col2im, im2col, padded_len};
 use super::matmul::{matmul, Mat, MatMut, Write};
 use super::scratch::with_scratch;
+use super::winograd;
 
 /// Chunks of images per thread in the backward pass: more than one so a thread slowed by other
 /// work on the machine does not hold everyone up, few so the per-chunk weight-gradient partial
@@ -34,6 +35,9 @@ fn col_row_stride(g: &ConvGeometry) -> usize {
 pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     if g.covers_whole_input() {
         return whole_input_forward(g, x, w);
+    }
+    if winograd::applies(g) {
+        return winograd::forward(g, x, w);
     }
     let mut y = vec![0.0; g.batch * g.out_image_len()];
     y.par_chunks_mut(g.out_image_len())
@@ -80,6 +84,12 @@ pub(crate) fn backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], wante
     if g.covers_whole_input() {
         return whole_input_backward(g, x, w, dy, wanted);
     }
+    if winograd::applies(g) {
+        return Gradients {
+            input: wanted.input.then(|| winograd::input_gradient(g, w, dy)),
+            weight: wanted.weight.then(|| winograd::weight_gradient(g, x, dy)),
+        };
+    }
     let chunks = (rayon::current_num_threads() * BACKWARD_CHUNKS_PER_THREAD).clamp(1, g.batch.max(1));
     let chunk_images = g.batch.div_ceil(chunks).max(1);
     let mut dx = wanted.input.then(|| vec![0.0; g.batch * g.image_len()]);
@@ -87,7 +97,7 @@ pub(crate) fn backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], wante
         Some(dx) => dx.chunks_mut(chunk_images * g.image_len()).map(Some).collect(),
         None => (0..g.batch.div_ceil(chunk_images)).map(|_| None).collect(),
     };
-    let dw = dx_chunks
+    let partials: Vec<Option<Vec<f32>>> = dx_chunks
         .into_par_iter()
         .zip(x.par_chunks(chunk_images * g.image_len()))
         .zip(dy.par_chunks(chunk_images * g.out_image_len()))
@@ -96,8 +106,8 @@ pub(crate) fn backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], wante
             backward_chunk(g, w, x_chunk, dy_chunk, dx_chunk, dw.as_deref_mut());
             dw
         })
-        .reduce_with(sum_partials)
-        .flatten()
+        .collect();
+    let dw = sum_in_order(partials.into_iter().flatten().collect())
         .or_else(|| wanted.weight.then(|| vec![0.0; g.weight_len()])); // empty batch
     Gradients { input: dx, weight: dw }
 }
@@ -149,15 +159,15 @@ fn backward_image(
     })
 }
 
-/// Element-wise sum of two optional partial weight gradients.
-fn sum_partials(a: Option<Vec<f32>>, b: Option<Vec<f32>>) -> Option<Vec<f32>> {
-    match (a, b) {
-        (Some(mut a), Some(b)) => {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            Some(a)
-        }
-        (a, b) => a.or(b),
+/// Element-wise sum of the per-chunk partial sums, added in chunk order (a reduction tree
+/// shaped by rayon's scheduling would round differently from run to run); `None` if empty.
+pub(crate) fn sum_in_order(partials: Vec<Vec<f32>>) -> Option<Vec<f32>> {
+    let mut partials = partials.into_iter();
+    let mut total = partials.next()?;
+    for partial in partials {
+        total.iter_mut().zip(&partial).for_each(|(t, p)| *t += p);
     }
+    Some(total)
 }
 
 /// All threads for one big gemm (used where a single matmul covers the whole batch).
