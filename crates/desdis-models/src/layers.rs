@@ -225,12 +225,17 @@ impl BatchNorm2d {
         if !fused {
             return self.forward_t(x, true)?.relu();
         }
-        let (b, c, h, w) = x.dims4()?;
         let (y, stats) = crate::ops::batch_norm_train(&x.contiguous()?, self.eps, true)?;
-        let mean = Tensor::from_vec(stats.mean, c, x.device())?;
-        let var = Tensor::from_vec(stats.var, c, x.device())?;
-        self.update_running_stats(&mean, &var, b * h * w)?;
+        self.update_running_stats_from(stats, &y)?;
         Ok(y)
+    }
+
+    /// Blends the statistics of a fused training-mode call that produced `y` into the running ones.
+    fn update_running_stats_from(&self, stats: crate::ops::BatchStats, y: &Tensor) -> Result<()> {
+        let (b, c, h, w) = y.dims4()?;
+        let mean = Tensor::from_vec(stats.mean, c, y.device())?;
+        let var = Tensor::from_vec(stats.var, c, y.device())?;
+        self.update_running_stats(&mean, &var, b * h * w)
     }
 }
 
@@ -466,7 +471,7 @@ impl ConvBn {
     /// `(B, c_in, H, W)` -> `(B, c_out, H', W')` as [`Conv2d`]
     pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
-            return self.bn.forward_relu_train(&self.conv.forward(x)?);
+            return self.forward_relu_train(x);
         }
         let bn = &self.bn;
         let (gamma, beta) = match &bn.affine {
@@ -483,6 +488,27 @@ impl ConvBn {
             bn.eps,
         )?;
         crate::ops::conv2d(x, &w, Some(&b), self.conv.stride, self.conv.padding)?.relu()
+    }
+}
+
+impl ConvBn {
+    /// Training-mode `relu(bn(conv(x)))`: one fused op for a convolution without bias followed by
+    /// a batch norm without affine parameters on f32 CPU tensors (HardNet's and SOSNet's
+    /// blocks; [`crate::ops::conv_batch_norm_train`]), else the convolution and then
+    /// [`BatchNorm2d::forward_relu_train`].
+    fn forward_relu_train(&self, x: &Tensor) -> Result<Tensor> {
+        let (conv, bn) = (&self.conv, &self.bn);
+        let fused = conv.bias.is_none()
+            && bn.affine.is_none()
+            && x.rank() == 4
+            && crate::ops::has_fast_kernel(x, &conv.weight, conv.stride, conv.padding);
+        if !fused {
+            return bn.forward_relu_train(&conv.forward(x)?);
+        }
+        let (y, stats) =
+            crate::ops::conv_batch_norm_train(x, &conv.weight, conv.stride, conv.padding, bn.eps, true)?;
+        bn.update_running_stats_from(stats, &y)?;
+        Ok(y)
     }
 }
 

@@ -1,10 +1,10 @@
-//! The fused training-mode batch norm (+ ReLU) against the same computation in candle's tensor
-//! ops: outputs, input gradients and running statistics.
+//! The fused training-mode batch norm (+ ReLU), and the fused convolution + batch norm (+ ReLU),
+//! against the same computation in candle's tensor ops: outputs, gradients and running statistics.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
-use desdis_models::layers::BatchNorm2d;
-use desdis_models::ops::batch_norm_train;
+use desdis_models::layers::{BatchNorm2d, ConvBn, ConvSpec};
+use desdis_models::ops::{batch_norm_train, conv_batch_norm_train};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -81,5 +81,68 @@ fn a_single_value_per_channel_is_refused() -> Result<()> {
     let x = Tensor::ones((1, 3, 1, 1), DType::F32, &Device::Cpu)?;
     let err = batch_norm_train(&x, 1e-5, true).unwrap_err().to_string();
     assert!(err.contains("B*H*W > 1"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn fused_conv_batch_norm_matches_candle() -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    // (batch, c_in, side, c_out, kernel, stride, padding): the Winograd path, a stride-2 conv,
+    // HardNet's 8x8 head and a small odd case on im2col.
+    let cases =
+        [(6, 8, 8, 16, 3, 1, 1), (3, 4, 9, 6, 3, 2, 1), (5, 16, 8, 8, 8, 1, 0), (2, 3, 5, 4, 3, 1, 1)];
+    for (batch, c_in, side, c_out, kernel, stride, padding) in cases {
+        for relu in [false, true] {
+            let x = Var::from_tensor(&random(&[batch, c_in, side, side], &mut rng)?)?;
+            let w = Var::from_tensor(&(random(&[c_out, c_in, kernel, kernel], &mut rng)? * 0.2)?)?;
+            let (y, _) = conv_batch_norm_train(x.as_tensor(), w.as_tensor(), stride, padding, 1e-5, relu)?;
+            // The reference runs in f64, so the comparison sees only our f32 rounding.
+            let (x64, w64) =
+                (Var::from_tensor(&x.to_dtype(DType::F64)?)?, Var::from_tensor(&w.to_dtype(DType::F64)?)?);
+            let z = x64.as_tensor().conv2d(w64.as_tensor(), padding, stride, 1, 1)?;
+            let expected = reference(&z, 1e-5, relu)?;
+            let what = format!("{:?} relu={relu}", (batch, c_in, side, c_out, kernel, stride, padding));
+            let dy = max_abs_diff(&y, &expected.to_dtype(DType::F32)?)?;
+            assert!(dy < 1e-4, "{what}: output differs by {dy}");
+            let r = random(expected.dims(), &mut rng)?;
+            let got = (y * &r)?.sum_all()?.backward()?;
+            let want = (expected * r.to_dtype(DType::F64)?)?.sum_all()?.backward()?;
+            for (name, var, var64) in [("x", &x, &x64), ("w", &w, &w64)] {
+                let g = got.get(var.as_tensor()).unwrap();
+                let e = want.get(var64.as_tensor()).unwrap().to_dtype(DType::F32)?;
+                let scale = e.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?.max(1.0);
+                let diff = max_abs_diff(g, &e)? / scale;
+                assert!(diff < 1e-4, "{what}: d{name} differs by {diff} (relative)");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fused_conv_block_updates_running_statistics_like_the_plain_one() -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let x = random(&[4, 8, 8, 8], &mut rng)?;
+    let spec = ConvSpec::new(8, 16, 3).padding(1);
+    let map = VarMap::new();
+    let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+    let block = ConvBn::new(vb.pp("conv"), vb.pp("fused_bn"), spec, false)?;
+    // The same convolution weights in front of a second, plain batch norm.
+    let plain_bn = BatchNorm2d::new(vb.pp("plain_bn"), 16, false)?;
+    let weight = map.data().lock().unwrap()["conv.weight"].as_tensor().clone();
+    for _ in 0..3 {
+        let fused = block.forward_relu_t(&x, true)?;
+        let plain = plain_bn.forward_t(&x.conv2d(&weight, 1, 1, 1, 1)?, true)?.relu()?;
+        assert!(max_abs_diff(&fused, &plain)? < 1e-4);
+    }
+    let running = |name: &str| map.data().lock().unwrap()[name].as_tensor().clone();
+    for stat in ["running_mean", "running_var"] {
+        let (fused, plain) = (running(&format!("fused_bn.{stat}")), running(&format!("plain_bn.{stat}")));
+        assert!(max_abs_diff(&fused, &plain)? < 1e-5, "{stat}");
+    }
+    assert!(
+        max_abs_diff(&running("plain_bn.running_mean"), &Tensor::zeros(16, DType::F32, &Device::Cpu)?)?
+            > 1e-3
+    );
     Ok(())
 }

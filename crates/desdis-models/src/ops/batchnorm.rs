@@ -22,11 +22,11 @@ pub struct BatchStats {
 
 /// The op; it keeps the statistics of its forward call for the backward and for the caller.
 #[derive(Debug)]
-struct BnTrainF32 {
-    eps: f32,
-    relu: bool,
+pub(super) struct BnTrainF32 {
+    pub eps: f32,
+    pub relu: bool,
     /// Shared with the caller, who reads the statistics after the forward call.
-    stats: Arc<Mutex<BatchStats>>,
+    pub stats: Arc<Mutex<BatchStats>>,
 }
 
 /// `y = (x - mean) / sqrt(var + eps)` with the batch's per-channel mean and biased variance,
@@ -43,7 +43,7 @@ pub fn batch_norm_train(x: &Tensor, eps: f64, relu: bool) -> Result<(Tensor, Bat
 }
 
 /// `(B, C, H*W)` sizes of a 4-D shape.
-fn dims(shape: &[usize]) -> Result<(usize, usize, usize)> {
+pub(super) fn dims(shape: &[usize]) -> Result<(usize, usize, usize)> {
     match shape {
         [b, c, h, w] if b * h * w > 1 => Ok((*b, *c, h * w)),
         _ => bail!("batch norm in training mode needs (B, C, H, W) with B*H*W > 1, got {shape:?}"),
@@ -80,32 +80,21 @@ fn plane_sum1(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     finish(lanes, tail.iter().map(|&v| f(v)))
 }
 
-/// `Σ f(a[k], b[k])` over a plane.
-fn plane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
-    let b = &b[..a.len()];
-    let mut lanes = [0f32; LANES];
-    let split = a.len() / LANES * LANES;
-    for (ab, bb) in a[..split].chunks_exact(LANES).zip(b[..split].chunks_exact(LANES)) {
-        for ((lane, &u), &v) in lanes.iter_mut().zip(ab).zip(bb) {
-            *lane += f(u, v);
-        }
-    }
-    finish(lanes, a[split..].iter().zip(&b[split..]).map(|(&u, &v)| f(u, v)))
-}
-
-/// `Σ f(a[k], b[k], c[k])` over a plane.
-fn plane_sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
+/// `(Σ f(a[k], b[k], c[k]).0, Σ f(a[k], b[k], c[k]).1)` over a plane: two sums in one pass.
+fn plane_sum_pair(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> (f32, f32)) -> (f64, f64) {
     let (b, c) = (&b[..a.len()], &c[..a.len()]);
-    let mut lanes = [0f32; LANES];
+    let (mut first, mut second) = ([0f32; LANES], [0f32; LANES]);
     let split = a.len() / LANES * LANES;
     let blocks = a[..split].chunks_exact(LANES).zip(b[..split].chunks_exact(LANES));
     for ((ab, bb), cb) in blocks.zip(c[..split].chunks_exact(LANES)) {
-        for (((lane, &u), &v), &w) in lanes.iter_mut().zip(ab).zip(bb).zip(cb) {
-            *lane += f(u, v, w);
+        for lane in 0..LANES {
+            let (p, q) = f(ab[lane], bb[lane], cb[lane]);
+            first[lane] += p;
+            second[lane] += q;
         }
     }
-    let tail = a[split..].iter().zip(&b[split..]).zip(&c[split..]);
-    finish(lanes, tail.map(|((&u, &v), &w)| f(u, v, w)))
+    let tail: Vec<(f32, f32)> = (split..a.len()).map(|k| f(a[k], b[k], c[k])).collect();
+    (finish(first, tail.iter().map(|t| t.0)), finish(second, tail.iter().map(|t| t.1)))
 }
 
 /// The lanes and the leftover terms, summed in f64.
@@ -139,8 +128,32 @@ impl CustomOp1 for BnTrainF32 {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (b, c, hw) = dims(layout.dims())?;
-        let x = contiguous_f32(storage, layout)?;
+        let y = self.normalize(contiguous_f32(storage, layout)?, dims(layout.dims())?)?;
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    /// `dx = inv_std * (g - mean(g) - xhat * mean(g * xhat))` per channel, with `g = dy` masked
+    /// by `y > 0` after a ReLU.
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dy = dy.contiguous()?;
+        let dx = {
+            let (xs, xl) = x.storage_and_layout();
+            let (ys, yl) = y.storage_and_layout();
+            let (gs, gl) = dy.storage_and_layout();
+            let (Storage::Cpu(xs), Storage::Cpu(ys), Storage::Cpu(gs)) = (&*xs, &*ys, &*gs) else {
+                bail!("batch norm: backward expects CPU tensors")
+            };
+            let (x, y, g) = (contiguous_f32(xs, xl)?, contiguous_f32(ys, yl)?, contiguous_f32(gs, gl)?);
+            self.input_grad(x, y, g, dims(xl.dims())?)?
+        };
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
+}
+
+impl BnTrainF32 {
+    /// The normalised (and rectified) `x`; keeps the batch statistics for the backward pass and
+    /// the caller.
+    pub(super) fn normalize(&self, x: &[f32], (b, c, hw): (usize, usize, usize)) -> Result<Vec<f32>> {
         let stats = self.statistics(x, b, c, hw);
         let inv_std = self.inv_std(&stats);
         let mut y = vec![0f32; x.len()];
@@ -154,33 +167,27 @@ impl CustomOp1 for BnTrainF32 {
             }
         });
         *self.stats.lock().map_err(|_| candle_core::Error::Msg("batch norm: poisoned".into()))? = stats;
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
+        Ok(y)
     }
 
     /// `dx = inv_std * (g - mean(g) - xhat * mean(g * xhat))` per channel, with `g = dy` masked
-    /// by `y > 0` after a ReLU.
-    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        let dy = dy.contiguous()?;
-        let (b, c, hw) = dims(x.dims())?;
+    /// by `y > 0` after a ReLU, using the statistics of the forward call.
+    pub(super) fn input_grad(
+        &self,
+        x: &[f32],
+        y: &[f32],
+        g: &[f32],
+        dims: (usize, usize, usize),
+    ) -> Result<Vec<f32>> {
         let stats =
             self.stats.lock().map_err(|_| candle_core::Error::Msg("batch norm: poisoned".into()))?.clone();
         let inv_std = self.inv_std(&stats);
-        let dx = {
-            let (xs, xl) = x.storage_and_layout();
-            let (ys, yl) = y.storage_and_layout();
-            let (gs, gl) = dy.storage_and_layout();
-            let (Storage::Cpu(xs), Storage::Cpu(ys), Storage::Cpu(gs)) = (&*xs, &*ys, &*gs) else {
-                bail!("batch norm: backward expects CPU tensors")
-            };
-            let (x, y, g) = (contiguous_f32(xs, xl)?, contiguous_f32(ys, yl)?, contiguous_f32(gs, gl)?);
-            self.input_grad(x, y, g, (b, c, hw), &stats.mean, &inv_std)
-        };
-        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+        Ok(self.input_grad_with(x, y, g, dims, &stats.mean, &inv_std))
     }
 }
 
 impl BnTrainF32 {
-    fn input_grad(
+    fn input_grad_with(
         &self,
         x: &[f32],
         y: &[f32],
@@ -191,12 +198,23 @@ impl BnTrainF32 {
     ) -> Vec<f32> {
         let relu = self.relu;
         let masked = |gv: f32, yv: f32| if relu && yv <= 0.0 { 0.0 } else { gv };
-        let g_sum = channel_sums(b, c, hw, |_, at| plane_sum2(&g[at..at + hw], &y[at..at + hw], masked));
-        let gx_sum = channel_sums(b, c, hw, |ch, at| {
-            let (m, s) = (mean[ch], inv_std[ch]);
-            let (g, y, x) = (&g[at..at + hw], &y[at..at + hw], &x[at..at + hw]);
-            plane_sum3(g, y, x, |gv, yv, xv| masked(gv, yv) * (xv - m) * s)
-        });
+        // Σ g and Σ g·x̂ per channel, in one pass over the activations.
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (m, s) = (mean[ch], inv_std[ch]);
+                (0..b).fold((0.0, 0.0), |(g_acc, gx_acc), i| {
+                    let at = (i * c + ch) * hw;
+                    let (g, y, x) = (&g[at..at + hw], &y[at..at + hw], &x[at..at + hw]);
+                    let (g_sum, gx_sum) = plane_sum_pair(g, y, x, |gv, yv, xv| {
+                        let gv = masked(gv, yv);
+                        (gv, gv * (xv - m) * s)
+                    });
+                    (g_acc + g_sum, gx_acc + gx_sum)
+                })
+            })
+            .collect();
+        let (g_sum, gx_sum): (Vec<f64>, Vec<f64>) = sums.into_iter().unzip();
         let n = (b * hw) as f64;
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {

@@ -10,6 +10,7 @@
 //! candle's `conv2d`, so results stay correct everywhere.
 
 mod batchnorm;
+mod conv_bn;
 mod geometry;
 mod im2col;
 mod kernels;
@@ -21,6 +22,7 @@ mod winograd;
 use candle_core::{DType, Result, Tensor};
 
 pub use batchnorm::{batch_norm_train, BatchStats};
+pub use conv_bn::conv_batch_norm_train;
 use geometry::ConvGeometry;
 use op::Conv2dF32;
 
@@ -45,7 +47,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding
 
 /// True when our CPU kernels handle this convolution; anything else (other devices or dtypes,
 /// empty or malformed shapes) goes to candle, which also reports the errors.
-fn has_fast_kernel(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> bool {
+pub fn has_fast_kernel(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> bool {
     x.device().is_cpu()
         && w.device().is_cpu()
         && x.dtype() == DType::F32

@@ -13,7 +13,7 @@ pub(crate) struct Conv2dF32 {
 }
 
 /// The f32 elements of a contiguous CPU tensor's storage.
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+pub(super) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     let (start, end) = match layout.contiguous_offsets() {
         Some(range) => range,
         None => bail!("desdis conv2d: expected a contiguous tensor"),
@@ -48,24 +48,33 @@ impl CustomOp2 for Conv2dF32 {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
-        let g = ConvGeometry::new(x.dims(), w.dims(), self.stride, self.padding)?;
-        let wanted = Wanted { input: x.track_op(), weight: w.track_op() };
-        let grads = {
-            let (x_storage, x_layout) = x.storage_and_layout();
-            let (w_storage, w_layout) = w.storage_and_layout();
-            let (dy_storage, dy_layout) = dy.storage_and_layout();
-            let (Storage::Cpu(xs), Storage::Cpu(ws), Storage::Cpu(dys)) =
-                (&*x_storage, &*w_storage, &*dy_storage)
-            else {
-                bail!("desdis conv2d: backward expects CPU tensors")
-            };
-            let x = contiguous_f32(xs, x_layout)?;
-            let w = contiguous_f32(ws, w_layout)?;
-            backward(&g, x, w, contiguous_f32(dys, dy_layout)?, wanted)
-        };
-        let to_tensor = |data: Option<Vec<f32>>, like: &Tensor| {
-            data.map(|d| Tensor::from_vec(d, like.shape(), like.device())).transpose()
-        };
-        Ok((to_tensor(grads.input, x)?, to_tensor(grads.weight, w)?))
+        let (dy_storage, dy_layout) = dy.storage_and_layout();
+        let Storage::Cpu(dys) = &*dy_storage else { bail!("desdis conv2d: backward expects CPU tensors") };
+        conv_gradients(self.stride, self.padding, x, w, contiguous_f32(dys, dy_layout)?)
     }
+}
+
+/// Gradients of `conv2d(x, w)` for `x` and `w` given the output gradient `dy`, each only if that
+/// argument is tracked. The returned tensors are plain values (no second order).
+pub(super) fn conv_gradients(
+    stride: usize,
+    padding: usize,
+    x: &Tensor,
+    w: &Tensor,
+    dy: &[f32],
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let g = ConvGeometry::new(x.dims(), w.dims(), stride, padding)?;
+    let wanted = Wanted { input: x.track_op(), weight: w.track_op() };
+    let grads = {
+        let (x_storage, x_layout) = x.storage_and_layout();
+        let (w_storage, w_layout) = w.storage_and_layout();
+        let (Storage::Cpu(xs), Storage::Cpu(ws)) = (&*x_storage, &*w_storage) else {
+            bail!("desdis conv2d: backward expects CPU tensors")
+        };
+        backward(&g, contiguous_f32(xs, x_layout)?, contiguous_f32(ws, w_layout)?, dy, wanted)
+    };
+    let to_tensor = |data: Option<Vec<f32>>, like: &Tensor| {
+        data.map(|d| Tensor::from_vec(d, like.shape(), like.device())).transpose()
+    };
+    Ok((to_tensor(grads.input, x)?, to_tensor(grads.weight, w)?))
 }

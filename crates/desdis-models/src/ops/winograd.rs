@@ -29,8 +29,11 @@ const TAPS: usize = 16;
 /// Channel counts below this stay on im2col: with few channels the transforms cost more than
 /// the products they save (HardNet's first layer has one input channel).
 const MIN_CHANNELS: usize = 8;
-/// Aim for at least this many tile columns per product by grouping images.
-const TARGET_COLUMNS: usize = 256;
+/// Group images until a group's transformed inputs and products reach this size: about half of
+/// a core's L2 cache here, so they stay there between the transforms and the products. On
+/// HardNet's 8x8 layer (2 images per group) this ran 5-15% faster than groups of 256 columns
+/// (16 images); larger images form groups of one.
+const GROUP_BYTES: usize = 512 * 1024;
 /// Groups per thread at least, so a thread slowed by other work does not hold everyone up.
 const GROUPS_PER_THREAD: usize = 2;
 
@@ -66,10 +69,11 @@ impl Tiling {
     }
 }
 
-/// Images per group: enough for [`TARGET_COLUMNS`] tile columns, few enough for
+/// Images per group: enough to fill [`GROUP_BYTES`], few enough for
 /// [`GROUPS_PER_THREAD`] groups per thread.
 fn images_per_group(g: &ConvGeometry, tiling: &Tiling) -> usize {
-    let wide_enough = TARGET_COLUMNS.div_ceil(tiling.per_image());
+    let bytes_per_column = TAPS * (g.c_in + g.c_out) * std::mem::size_of::<f32>();
+    let wide_enough = (GROUP_BYTES / bytes_per_column).div_ceil(tiling.per_image());
     let balanced = g.batch.div_ceil(rayon::current_num_threads() * GROUPS_PER_THREAD);
     wide_enough.min(balanced).max(1)
 }
