@@ -492,21 +492,22 @@ impl ConvBn {
 }
 
 impl ConvBn {
-    /// Training-mode `relu(bn(conv(x)))`: one fused op for a convolution without bias followed by
-    /// a batch norm without affine parameters on f32 CPU tensors (HardNet's and SOSNet's
-    /// blocks; [`crate::ops::conv_batch_norm_train`]), else the convolution and then
+    /// Training-mode `relu(bn(conv(x)))`: one fused op on f32 CPU tensors
+    /// ([`crate::ops::conv_batch_norm_train`]), else the convolution and then
     /// [`BatchNorm2d::forward_relu_train`].
     fn forward_relu_train(&self, x: &Tensor) -> Result<Tensor> {
         let (conv, bn) = (&self.conv, &self.bn);
-        let fused = conv.bias.is_none()
-            && bn.affine.is_none()
-            && x.rank() == 4
-            && crate::ops::has_fast_kernel(x, &conv.weight, conv.stride, conv.padding);
+        let fused = x.rank() == 4 && crate::ops::has_fast_kernel(x, &conv.weight, conv.stride, conv.padding);
         if !fused {
             return bn.forward_relu_train(&conv.forward(x)?);
         }
-        let (y, stats) =
-            crate::ops::conv_batch_norm_train(x, &conv.weight, conv.stride, conv.padding, bn.eps, true)?;
+        let params = crate::ops::ConvBnParams {
+            bias: conv.bias.as_ref(),
+            gamma: bn.affine.as_ref().map(|(gamma, _)| gamma),
+            beta: bn.affine.as_ref().map(|(_, beta)| beta),
+        };
+        let geometry = (conv.stride, conv.padding);
+        let (y, stats) = crate::ops::conv_batch_norm_train(x, &conv.weight, params, geometry, bn.eps, true)?;
         bn.update_running_stats_from(stats, &y)?;
         Ok(y)
     }

@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
 use desdis_models::layers::{BatchNorm2d, ConvBn, ConvSpec};
-use desdis_models::ops::{batch_norm_train, conv_batch_norm_train};
+use desdis_models::ops::{batch_norm_train, conv_batch_norm_train, ConvBnParams};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -84,6 +84,11 @@ fn a_single_value_per_channel_is_refused() -> Result<()> {
     Ok(())
 }
 
+/// `v` `(C)` viewed as `(1, C, 1, 1)`.
+fn channel(v: &Tensor) -> Result<Tensor> {
+    v.reshape((1, (), 1, 1))
+}
+
 #[test]
 fn fused_conv_batch_norm_matches_candle() -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -92,24 +97,61 @@ fn fused_conv_batch_norm_matches_candle() -> Result<()> {
     let cases =
         [(6, 8, 8, 16, 3, 1, 1), (3, 4, 9, 6, 3, 2, 1), (5, 16, 8, 8, 8, 1, 0), (2, 3, 5, 4, 3, 1, 1)];
     for (batch, c_in, side, c_out, kernel, stride, padding) in cases {
-        for relu in [false, true] {
+        for (relu, affine) in [(false, false), (true, false), (false, true), (true, true)] {
             let x = Var::from_tensor(&random(&[batch, c_in, side, side], &mut rng)?)?;
             let w = Var::from_tensor(&(random(&[c_out, c_in, kernel, kernel], &mut rng)? * 0.2)?)?;
-            let (y, _) = conv_batch_norm_train(x.as_tensor(), w.as_tensor(), stride, padding, 1e-5, relu)?;
+            let [bias, gamma, beta] =
+                [(); 3].map(|_| random(&[c_out], &mut rng).and_then(|t| Var::from_tensor(&t)));
+            let (bias, gamma, beta) = (bias?, gamma?, beta?);
+            let params = match affine {
+                true => ConvBnParams {
+                    bias: Some(bias.as_tensor()),
+                    gamma: Some(gamma.as_tensor()),
+                    beta: Some(beta.as_tensor()),
+                },
+                false => ConvBnParams::default(),
+            };
+            let (y, stats) =
+                conv_batch_norm_train(x.as_tensor(), w.as_tensor(), params, (stride, padding), 1e-5, relu)?;
+
             // The reference runs in f64, so the comparison sees only our f32 rounding.
-            let (x64, w64) =
-                (Var::from_tensor(&x.to_dtype(DType::F64)?)?, Var::from_tensor(&w.to_dtype(DType::F64)?)?);
-            let z = x64.as_tensor().conv2d(w64.as_tensor(), padding, stride, 1, 1)?;
-            let expected = reference(&z, 1e-5, relu)?;
-            let what = format!("{:?} relu={relu}", (batch, c_in, side, c_out, kernel, stride, padding));
+            let vars = [&x, &w, &bias, &gamma, &beta];
+            let vars64: Vec<Var> =
+                vars.iter().map(|v| Var::from_tensor(&v.to_dtype(DType::F64)?)).collect::<Result<_>>()?;
+            let mut z = vars64[0].as_tensor().conv2d(vars64[1].as_tensor(), padding, stride, 1, 1)?;
+            if affine {
+                z = z.broadcast_add(&channel(vars64[2].as_tensor())?)?;
+            }
+            let mut expected = reference(&z, 1e-5, false)?;
+            if affine {
+                expected = expected
+                    .broadcast_mul(&channel(vars64[3].as_tensor())?)?
+                    .broadcast_add(&channel(vars64[4].as_tensor())?)?;
+            }
+            if relu {
+                expected = expected.relu()?;
+            }
+            let what = format!(
+                "{:?} relu={relu} affine={affine}",
+                (batch, c_in, side, c_out, kernel, stride, padding)
+            );
             let dy = max_abs_diff(&y, &expected.to_dtype(DType::F32)?)?;
             assert!(dy < 1e-4, "{what}: output differs by {dy}");
+            let z_mean =
+                z.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?.flatten_all()?.to_dtype(DType::F32)?;
+            let dm = max_abs_diff(&Tensor::new(stats.mean, &Device::Cpu)?, &z_mean)?;
+            assert!(dm < 1e-4, "{what}: batch mean differs by {dm}");
+
             let r = random(expected.dims(), &mut rng)?;
             let got = (y * &r)?.sum_all()?.backward()?;
             let want = (expected * r.to_dtype(DType::F64)?)?.sum_all()?.backward()?;
-            for (name, var, var64) in [("x", &x, &x64), ("w", &w, &w64)] {
+            let names = ["x", "w", "bias", "gamma", "beta"];
+            for ((name, var), var64) in names.iter().zip(vars).zip(&vars64).take(if affine { 5 } else { 2 }) {
                 let g = got.get(var.as_tensor()).unwrap();
-                let e = want.get(var64.as_tensor()).unwrap().to_dtype(DType::F32)?;
+                let e = match want.get(var64.as_tensor()) {
+                    Some(e) => e.to_dtype(DType::F32)?,
+                    None => g.zeros_like()?, // the bias: no path to the output in candle's graph
+                };
                 let scale = e.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?.max(1.0);
                 let diff = max_abs_diff(g, &e)? / scale;
                 assert!(diff < 1e-4, "{what}: d{name} differs by {diff} (relative)");
@@ -121,28 +163,43 @@ fn fused_conv_batch_norm_matches_candle() -> Result<()> {
 
 #[test]
 fn fused_conv_block_updates_running_statistics_like_the_plain_one() -> Result<()> {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let x = random(&[4, 8, 8, 8], &mut rng)?;
-    let spec = ConvSpec::new(8, 16, 3).padding(1);
-    let map = VarMap::new();
-    let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
-    let block = ConvBn::new(vb.pp("conv"), vb.pp("fused_bn"), spec, false)?;
-    // The same convolution weights in front of a second, plain batch norm.
-    let plain_bn = BatchNorm2d::new(vb.pp("plain_bn"), 16, false)?;
-    let weight = map.data().lock().unwrap()["conv.weight"].as_tensor().clone();
-    for _ in 0..3 {
-        let fused = block.forward_relu_t(&x, true)?;
-        let plain = plain_bn.forward_t(&x.conv2d(&weight, 1, 1, 1, 1)?, true)?.relu()?;
-        assert!(max_abs_diff(&fused, &plain)? < 1e-4);
+    // HardNet's block (no bias, no affine) and L2-Net's (both).
+    for with_params in [false, true] {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let x = random(&[4, 8, 8, 8], &mut rng)?;
+        let spec = ConvSpec::new(8, 16, 3).padding(1).bias(with_params);
+        let map = VarMap::new();
+        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+        let block = ConvBn::new(vb.pp("conv"), vb.pp("fused_bn"), spec, with_params)?;
+        // The same convolution in front of a second, plain batch norm.
+        let plain_bn = BatchNorm2d::new(vb.pp("plain_bn"), 16, with_params)?;
+        let var = |name: &str| map.data().lock().unwrap()[name].clone();
+        if with_params {
+            // Non-trivial bias (it moves the running mean) and affine parameters, the same in both.
+            var("conv.bias").set(&random(&[16], &mut rng)?)?;
+            for param in ["weight", "bias"] {
+                let value = random(&[16], &mut rng)?;
+                var(&format!("fused_bn.{param}")).set(&value)?;
+                var(&format!("plain_bn.{param}")).set(&value)?;
+            }
+        }
+        let weight = var("conv.weight").as_tensor().clone();
+        for _ in 0..3 {
+            let fused = block.forward_relu_t(&x, true)?;
+            let mut z = x.conv2d(&weight, 1, 1, 1, 1)?;
+            if with_params {
+                z = z.broadcast_add(&var("conv.bias").as_tensor().reshape((1, 16, 1, 1))?)?;
+            }
+            let plain = plain_bn.forward_t(&z, true)?.relu()?;
+            assert!(max_abs_diff(&fused, &plain)? < 1e-4, "with_params={with_params}");
+        }
+        for stat in ["running_mean", "running_var"] {
+            let fused = var(&format!("fused_bn.{stat}")).as_tensor().clone();
+            let plain = var(&format!("plain_bn.{stat}")).as_tensor().clone();
+            assert!(max_abs_diff(&fused, &plain)? < 1e-5, "{stat}, with_params={with_params}");
+        }
+        let moved = var("plain_bn.running_mean").as_tensor().abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(moved > 1e-3, "the running mean should have moved");
     }
-    let running = |name: &str| map.data().lock().unwrap()[name].as_tensor().clone();
-    for stat in ["running_mean", "running_var"] {
-        let (fused, plain) = (running(&format!("fused_bn.{stat}")), running(&format!("plain_bn.{stat}")));
-        assert!(max_abs_diff(&fused, &plain)? < 1e-5, "{stat}");
-    }
-    assert!(
-        max_abs_diff(&running("plain_bn.running_mean"), &Tensor::zeros(16, DType::F32, &Device::Cpu)?)?
-            > 1e-3
-    );
     Ok(())
 }

@@ -128,7 +128,7 @@ impl CustomOp1 for BnTrainF32 {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let y = self.normalize(contiguous_f32(storage, layout)?, dims(layout.dims())?)?;
+        let y = self.normalize(contiguous_f32(storage, layout)?, dims(layout.dims())?, None)?;
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
@@ -144,25 +144,31 @@ impl CustomOp1 for BnTrainF32 {
                 bail!("batch norm: backward expects CPU tensors")
             };
             let (x, y, g) = (contiguous_f32(xs, xl)?, contiguous_f32(ys, yl)?, contiguous_f32(gs, gl)?);
-            self.input_grad(x, y, g, dims(xl.dims())?)?
+            self.input_grad(x, y, g, dims(xl.dims())?, None)?.input
         };
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
 }
 
 impl BnTrainF32 {
-    /// The normalised (and rectified) `x`; keeps the batch statistics for the backward pass and
-    /// the caller.
-    pub(super) fn normalize(&self, x: &[f32], (b, c, hw): (usize, usize, usize)) -> Result<Vec<f32>> {
+    /// The normalised (then scaled and shifted by `affine = (gamma, beta)` if given, and
+    /// rectified if `relu`) `x`; keeps the batch statistics for the backward pass and the caller.
+    pub(super) fn normalize(
+        &self,
+        x: &[f32],
+        (b, c, hw): (usize, usize, usize),
+        affine: Option<(&[f32], &[f32])>,
+    ) -> Result<Vec<f32>> {
         let stats = self.statistics(x, b, c, hw);
         let inv_std = self.inv_std(&stats);
         let mut y = vec![0f32; x.len()];
         let relu = self.relu;
         y.par_chunks_mut(hw).zip(x.par_chunks(hw)).enumerate().for_each(|(plane, (yp, xp))| {
             let ch = plane % c;
-            let (m, s) = (stats.mean[ch], inv_std[ch]);
+            let (gamma, beta) = affine.map_or((1.0, 0.0), |(gamma, beta)| (gamma[ch], beta[ch]));
+            let (m, scale) = (stats.mean[ch], inv_std[ch] * gamma);
             for (o, &v) in yp.iter_mut().zip(xp) {
-                let n = (v - m) * s;
+                let n = (v - m) * scale + beta;
                 *o = if relu { n.max(0.0) } else { n };
             }
         });
@@ -170,23 +176,36 @@ impl BnTrainF32 {
         Ok(y)
     }
 
-    /// `dx = inv_std * (g - mean(g) - xhat * mean(g * xhat))` per channel, with `g = dy` masked
-    /// by `y > 0` after a ReLU, using the statistics of the forward call.
+    /// Gradients of [`Self::normalize`] from the output gradient `g`, using the statistics of the
+    /// forward call: `dx = gamma * inv_std * (g - mean(g) - xhat * mean(g * xhat))` per channel
+    /// with `g` masked by `y > 0` after a ReLU, `dgamma = Σ g·xhat`, `dbeta = Σ g`.
     pub(super) fn input_grad(
         &self,
         x: &[f32],
         y: &[f32],
         g: &[f32],
         dims: (usize, usize, usize),
-    ) -> Result<Vec<f32>> {
+        gamma: Option<&[f32]>,
+    ) -> Result<BnGradients> {
         let stats =
             self.stats.lock().map_err(|_| candle_core::Error::Msg("batch norm: poisoned".into()))?.clone();
         let inv_std = self.inv_std(&stats);
-        Ok(self.input_grad_with(x, y, g, dims, &stats.mean, &inv_std))
+        Ok(self.input_grad_with(x, y, g, dims, &stats.mean, &inv_std, gamma))
     }
 }
 
+/// What [`BnTrainF32::input_grad`] returns.
+pub(super) struct BnGradients {
+    /// `(B, C, H, W)`
+    pub input: Vec<f32>,
+    /// `Σ g·xhat` per channel: the gradient of an affine scale, `(C)`.
+    pub gamma: Vec<f32>,
+    /// `Σ g` per channel: the gradient of an affine shift, `(C)`.
+    pub beta: Vec<f32>,
+}
+
 impl BnTrainF32 {
+    #[allow(clippy::too_many_arguments)]
     fn input_grad_with(
         &self,
         x: &[f32],
@@ -195,7 +214,8 @@ impl BnTrainF32 {
         (b, c, hw): (usize, usize, usize),
         mean: &[f32],
         inv_std: &[f32],
-    ) -> Vec<f32> {
+        gamma: Option<&[f32]>,
+    ) -> BnGradients {
         let relu = self.relu;
         let masked = |gv: f32, yv: f32| if relu && yv <= 0.0 { 0.0 } else { gv };
         // Σ g and Σ g·x̂ per channel, in one pass over the activations.
@@ -220,13 +240,18 @@ impl BnTrainF32 {
         dx.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
             let ch = plane % c;
             let (m, s) = (mean[ch], inv_std[ch]);
+            let scale = s * gamma.map_or(1.0, |gamma| gamma[ch]);
             let (g_mean, gx_mean) = ((g_sum[ch] / n) as f32, (gx_sum[ch] / n) as f32);
             let at = plane * hw;
             let (g, y, x) = (&g[at..at + hw], &y[at..at + hw], &x[at..at + hw]);
             for (((o, &gv), &yv), &xv) in out.iter_mut().zip(g).zip(y).zip(x) {
-                *o = s * (masked(gv, yv) - g_mean - (xv - m) * s * gx_mean);
+                *o = scale * (masked(gv, yv) - g_mean - (xv - m) * s * gx_mean);
             }
         });
-        dx
+        BnGradients {
+            input: dx,
+            gamma: gx_sum.iter().map(|&v| v as f32).collect(),
+            beta: g_sum.iter().map(|&v| v as f32).collect(),
+        }
     }
 }

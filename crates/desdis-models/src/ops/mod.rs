@@ -22,7 +22,7 @@ mod winograd;
 use candle_core::{DType, Result, Tensor};
 
 pub use batchnorm::{batch_norm_train, BatchStats};
-pub use conv_bn::conv_batch_norm_train;
+pub use conv_bn::{conv_batch_norm_train, ConvBnParams};
 use geometry::ConvGeometry;
 use op::Conv2dF32;
 
