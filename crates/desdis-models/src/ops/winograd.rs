@@ -69,6 +69,13 @@ impl Tiling {
     }
 }
 
+/// Distance between the 16 transformed positions' matrices of `rows` x `columns`, padded by a
+/// cache line: the transforms read or write all 16 side by side, and at a distance that is a
+/// multiple of 4 KiB (32 channels x 256 tiles, say) they all compete for the same few L1 sets.
+fn tap_stride(rows: usize, columns: usize) -> usize {
+    rows * columns + 16
+}
+
 /// Images per group: enough to fill [`GROUP_BYTES`], few enough for
 /// [`GROUPS_PER_THREAD`] groups per thread.
 fn images_per_group(g: &ConvGeometry, tiling: &Tiling) -> usize {
@@ -96,16 +103,20 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// Forward of a group of images: transform the inputs, 16 products, transform back.
 fn forward_group(g: &ConvGeometry, tiling: &Tiling, u: &[f32], x_group: &[f32], y_group: &mut [f32]) {
     let columns = x_group.len() / g.image_len() * tiling.per_image();
-    let (v_len, m_len) = (TAPS * g.c_in * columns, TAPS * g.c_out * columns);
+    let (v_len, m_len) = (TAPS * tap_stride(g.c_in, columns), TAPS * tap_stride(g.c_out, columns));
     with_scratch(v_len + m_len + tiling.work_len(), |scratch| {
         let (v, rest) = scratch.split_at_mut(v_len);
         let (m, work) = rest.split_at_mut(m_len);
         transform_inputs(g, tiling, x_group, work, v);
         for tap in 0..TAPS {
             let u_tap = Mat::row_major(&u[tap * g.c_out * g.c_in..][..g.c_out * g.c_in], g.c_out, g.c_in);
-            let v_tap = Mat::row_major(&v[tap * g.c_in * columns..][..g.c_in * columns], g.c_in, columns);
-            let m_tap =
-                MatMut::row_major(&mut m[tap * g.c_out * columns..][..g.c_out * columns], g.c_out, columns);
+            let v_tap =
+                Mat::row_major(&v[tap * tap_stride(g.c_in, columns)..][..g.c_in * columns], g.c_in, columns);
+            let m_tap = MatMut::row_major(
+                &mut m[tap * tap_stride(g.c_out, columns)..][..g.c_out * columns],
+                g.c_out,
+                columns,
+            );
             matmul(m_tap, u_tap, v_tap, Write::Overwrite, Parallelism::None);
         }
         transform_outputs(g, tiling, m, columns, work, y_group);
@@ -179,16 +190,20 @@ fn weight_gradient_group(
     du: &mut [f32],
 ) {
     let columns = x_group.len() / g.image_len() * tiling.per_image();
-    let (v_len, m_len) = (TAPS * g.c_in * columns, TAPS * g.c_out * columns);
+    let (v_len, m_len) = (TAPS * tap_stride(g.c_in, columns), TAPS * tap_stride(g.c_out, columns));
     with_scratch(v_len + m_len + tiling.work_len(), |scratch| {
         let (v, rest) = scratch.split_at_mut(v_len);
         let (dm, work) = rest.split_at_mut(m_len);
         transform_inputs(g, tiling, x_group, work, v);
         transform_output_gradients(g, tiling, dy_group, columns, work, dm);
         for tap in 0..TAPS {
-            let dm_tap =
-                Mat::row_major(&dm[tap * g.c_out * columns..][..g.c_out * columns], g.c_out, columns);
-            let v_tap = Mat::row_major(&v[tap * g.c_in * columns..][..g.c_in * columns], g.c_in, columns);
+            let dm_tap = Mat::row_major(
+                &dm[tap * tap_stride(g.c_out, columns)..][..g.c_out * columns],
+                g.c_out,
+                columns,
+            );
+            let v_tap =
+                Mat::row_major(&v[tap * tap_stride(g.c_in, columns)..][..g.c_in * columns], g.c_in, columns);
             let du_tap =
                 MatMut::row_major(&mut du[tap * g.c_out * g.c_in..][..g.c_out * g.c_in], g.c_out, g.c_in);
             matmul(du_tap, dm_tap, v_tap.t(), Write::Accumulate, Parallelism::None);
@@ -274,7 +289,7 @@ impl<const N: usize> Combine for [f32; N] {
     }
 }
 
-/// `V = Bᵀ d B` of every input tile of a group of images, laid out `(16, c_in, columns)` with
+/// `V = Bᵀ d B` of every input tile of a group of images, laid out `(16, c_in, columns)` (taps [`tap_stride`] apart) with
 /// column `image * tiles_per_image + tile_row * tiles_w + tile_col`. `plane` holds one padded
 /// channel plane at a time, split into its even and odd columns.
 ///
@@ -312,7 +327,7 @@ fn transform_inputs_for<const N: usize>(
                     let even = &combos[2 * r * half..][..half];
                     let odd = &combos[(2 * r + 1) * half..][..half];
                     let (e0, e1, o0, o1) = (&even[..n], &even[1..], &odd[..n], &odd[1..]);
-                    let out = |c: usize| ((4 * r + c) * g.c_in + ci) * columns + first;
+                    let out = |c: usize| (4 * r + c) * tap_stride(g.c_in, columns) + ci * columns + first;
                     zip_map(&mut v[out(0)..][..n], e0, e1, |a, b| a - b);
                     zip_map(&mut v[out(1)..][..n], o0, e1, |a, b| a + b);
                     zip_map(&mut v[out(2)..][..n], e1, o0, |a, b| a - b);
@@ -443,7 +458,9 @@ fn transform_outputs_for<const N: usize>(
         for (co, y_plane) in y_image.chunks_exact_mut(g.out_pixels()).enumerate() {
             for th in 0..t.tiles_h {
                 let first = image * t.per_image() + th * n;
-                let tap = |r: usize, c: usize| &m[((4 * r + c) * g.c_out + co) * columns + first..][..n];
+                let tap = |r: usize, c: usize| {
+                    &m[(4 * r + c) * tap_stride(g.c_out, columns) + co * columns + first..][..n]
+                };
                 // Aᵀ over the rows: row rr of Aᵀ M, column c, at sums[(4 * rr + c) * n ..].
                 for c in 0..4 {
                     zip_map3(&mut sums[c * n..][..n], tap(0, c), tap(1, c), tap(2, c), |a, b, d| a + b + d);
@@ -513,7 +530,7 @@ fn transform_output_gradients_for<const N: usize>(
                 let first = image * t.per_image() + th * n;
                 for r in 0..4 {
                     let (even, odd) = (&rows[2 * r * n..][..n], &rows[(2 * r + 1) * n..][..n]);
-                    let out = |c: usize| ((4 * r + c) * g.c_out + co) * columns + first;
+                    let out = |c: usize| (4 * r + c) * tap_stride(g.c_out, columns) + co * columns + first;
                     dm[out(0)..][..n].copy_from_slice(even);
                     zip_map(&mut dm[out(1)..][..n], even, odd, |a, b| a + b);
                     zip_map(&mut dm[out(2)..][..n], even, odd, |a, b| a - b);
