@@ -7,6 +7,7 @@ use candle_nn::{Linear, VarBuilder};
 
 use crate::arch::LayerSpec;
 use crate::layers::{Conv2d, ConvSpec, InstanceNorm2d};
+use crate::ops::{max_pool2d, tanh};
 
 const CONV1: ConvSpec = ConvSpec::new(1, 32, 7).bias(true);
 const CONV2: ConvSpec = ConvSpec::new(32, 64, 6).bias(true);
@@ -45,9 +46,9 @@ impl ModuleT for TFeat {
     /// # Shapes
     /// `(B, 1, 32, 32)` -> `(B, 128)`, values in `(-1, 1)`
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let x = self.conv1.forward(&self.input_norm.forward(x)?)?.tanh()?.max_pool2d(POOL)?;
-        let x = self.conv2.forward(&x)?.tanh()?.flatten_from(1)?;
-        self.descr.forward(&x)?.tanh()
+        let x = max_pool2d(&tanh(&self.conv1.forward(&self.input_norm.forward(x)?)?)?, POOL)?;
+        let x = tanh(&self.conv2.forward(&x)?)?.flatten_from(1)?;
+        tanh(&self.descr.forward(&x)?)
     }
 }
 
