@@ -86,6 +86,22 @@ fn max_pool_gradient_goes_to_the_first_maximum_of_a_tie() -> Result<()> {
 }
 
 #[test]
+fn other_dtypes_take_candle_with_the_gradient_corrected() -> Result<()> {
+    // f64 goes through candle's op plus the gradient correction (as the GPU does).
+    let x = Var::from_tensor(&random(&[2, 3, 6, 7], 30)?.to_dtype(DType::F64)?)?;
+    let y = max_pool2d(x.as_tensor(), 2)?;
+    assert_eq!(y.dims(), [2, 3, 3, 3]);
+    let r = random(y.dims(), 31)?.to_dtype(DType::F64)?;
+    let grads = (&y * &r)?.sum_all()?.backward()?;
+    let dx64 = grads.get(x.as_tensor()).expect("gradient").to_dtype(DType::F32)?;
+    let x32 = x.as_tensor().to_dtype(DType::F32)?;
+    let (y32, dx32) = run(|x| max_pool2d(x, 2), &x32, 31)?;
+    assert!(max_abs_diff(&y.to_dtype(DType::F32)?, &y32)? == 0.0);
+    assert!(max_abs_diff(&dx64, &dx32)? < 1e-6);
+    Ok(())
+}
+
+#[test]
 fn other_dtypes_use_candle() -> Result<()> {
     let x = random(&[1, 1, 4, 4], 20)?.to_dtype(DType::F64)?;
     assert_eq!(max_pool2d(&x, 2)?.dtype(), DType::F64);

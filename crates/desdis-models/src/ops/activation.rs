@@ -71,15 +71,22 @@ impl CustomOp1 for TanhF32 {
 
 /// Max pooling over non-overlapping `k`x`k` windows (stride `k`, no padding; a partial window at
 /// the edge is dropped, as in PyTorch). The gradient goes to the first maximum of each window in
-/// row-major order, as PyTorch's does.
+/// row-major order, as PyTorch's does (on other devices: to every maximum of a tie).
 ///
 /// # Shapes
 /// `(B, C, H, W)` -> `(B, C, H / k, W / k)`
 pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
-    match is_f32_cpu(x) && x.rank() == 4 && k > 0 {
-        true => x.contiguous()?.apply_op1(MaxPoolF32 { k }),
-        false => x.max_pool2d(k),
+    if is_f32_cpu(x) && x.rank() == 4 && k > 0 {
+        return x.contiguous()?.apply_op1(MaxPoolF32 { k });
     }
+    // Candle's op hands each window's maximum only 1/k² of the gradient (and misplaces it when a
+    // side is not a multiple of k, hence the crop). `y + (k² - 1)(y - y)`, with the second `y`
+    // detached, has the same value exactly and k² times the gradient.
+    let (_, _, h, w) = x.dims4()?;
+    let x = x.narrow(2, 0, h / k.max(1) * k)?.narrow(3, 0, w / k.max(1) * k)?;
+    let y = x.max_pool2d(k)?;
+    let correction = ((&y - y.detach())? * ((k * k - 1) as f64))?;
+    y + correction
 }
 
 #[derive(Debug, Clone, Copy)]
