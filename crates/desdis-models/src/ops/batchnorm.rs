@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
+use super::op::contiguous_f32;
+
 /// Per-channel batch statistics of one forward call.
 #[derive(Debug, Clone, Default)]
 pub struct BatchStats {
@@ -47,13 +49,6 @@ pub(super) fn dims(shape: &[usize]) -> Result<(usize, usize, usize)> {
     match shape {
         [b, c, h, w] if b * h * w > 1 => Ok((*b, *c, h * w)),
         _ => bail!("batch norm in training mode needs (B, C, H, W) with B*H*W > 1, got {shape:?}"),
-    }
-}
-
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&storage.as_slice::<f32>()?[start..end]),
-        None => bail!("batch norm: expected a contiguous tensor"),
     }
 }
 

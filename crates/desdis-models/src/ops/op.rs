@@ -12,11 +12,11 @@ pub(crate) struct Conv2dF32 {
     pub padding: usize,
 }
 
-/// The f32 elements of a contiguous CPU tensor's storage.
+/// The f32 elements of a contiguous CPU tensor's storage (shared by all the custom ops).
 pub(super) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     let (start, end) = match layout.contiguous_offsets() {
         Some(range) => range,
-        None => bail!("desdis conv2d: expected a contiguous tensor"),
+        None => bail!("desdis op: expected a contiguous tensor, got strides {:?}", layout.stride()),
     };
     Ok(&storage.as_slice::<f32>()?[start..end])
 }
