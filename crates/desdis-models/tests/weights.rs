@@ -10,8 +10,34 @@ use desdis_models::testing::shared_data;
 use desdis_models::weights::{load, read_pth, resolve, resolve_in_cache, save_safetensors, HubSource};
 use desdis_models::Error;
 
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/weights")
+}
+
+/// Path of a fixture. The synthetic checkpoints (`*.pth`) are kept hex-encoded in
+/// `mixed_checkpoints.hex` (the repository holds no checkpoint files) and written out once per
+/// test process into a temporary folder.
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/weights").join(name)
+    static CHECKPOINTS: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    if !name.ends_with(".pth") {
+        return fixture_dir().join(name);
+    }
+    let dir = CHECKPOINTS.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let text =
+            std::fs::read_to_string(fixture_dir().join("mixed_checkpoints.hex")).expect("committed fixture");
+        for line in text.lines().filter(|line| !line.starts_with('#') && !line.is_empty()) {
+            let (file, hex) = line.split_once('\t').expect("name<TAB>hex");
+            std::fs::write(dir.path().join(file), decode_hex(hex)).expect("write checkpoint");
+        }
+        dir
+    });
+    dir.path().join(name)
+}
+
+fn decode_hex(hex: &str) -> Vec<u8> {
+    assert!(hex.len().is_multiple_of(2), "odd-length hex in fixture");
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit")).collect()
 }
 
 fn read_fixture(name: &str) -> Vec<u8> {
