@@ -76,6 +76,32 @@ fn fused_layer_updates_running_statistics_like_the_plain_one() -> Result<()> {
     Ok(())
 }
 
+/// Batch statistics stay accurate when the mean dwarfs the spread and differs between the
+/// images (the per-plane moments are merged exactly): checked against sums in f64.
+#[test]
+fn statistics_are_accurate_far_from_zero() -> Result<()> {
+    let (b, c, hw) = (5, 3, 37);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let data: Vec<f32> = (0..b * c * hw)
+        .map(|i| 300.0 + (i / (c * hw)) as f32 * 0.5 + 0.01 * rng.random_range(-1.0..1.0f32))
+        .collect();
+    let x = Tensor::from_vec(data.clone(), (b, c, hw, 1), &Device::Cpu)?;
+    let (_, stats) = batch_norm_train(&x, 1e-5, false)?;
+    for ch in 0..c {
+        let values: Vec<f64> =
+            (0..b).flat_map(|i| data[(i * c + ch) * hw..][..hw].iter().map(|&v| v as f64)).collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+        let mean_err = (stats.mean[ch] as f64 - mean).abs() / mean;
+        let var_err = (stats.var[ch] as f64 - var).abs() / var;
+        assert!(
+            mean_err < 1e-6 && var_err < 1e-4,
+            "channel {ch}: mean error {mean_err}, variance error {var_err}"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn a_single_value_per_channel_is_refused() -> Result<()> {
     let x = Tensor::ones((1, 3, 1, 1), DType::F32, &Device::Cpu)?;

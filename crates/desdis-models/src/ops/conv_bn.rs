@@ -108,28 +108,19 @@ impl ConvBnTrainF32 {
         Ok((CpuStorage::F32(y), shape))
     }
 
-    /// Gradients for `x`, `w` and the parameter rows `(bias, gamma, beta)` (the last only when
-    /// `gamma` is given).
+    /// Gradients for `x`, `w` and the parameter rows `(bias, gamma, beta)` (the last two only
+    /// when `affine = (gamma, beta)` is given).
     fn backward(
         &self,
         (x, w, y, dy): (&Tensor, &Tensor, &Tensor, &Tensor),
-        gamma: Option<&[f32]>,
+        affine: Option<(&[f32], &[f32])>,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Vec<f32>)> {
         let dy = dy.contiguous()?;
         let grads = {
-            let (ys, yl) = y.storage_and_layout();
             let (gs, gl) = dy.storage_and_layout();
-            let (Storage::Cpu(ys), Storage::Cpu(gs)) = (&*ys, &*gs) else {
-                bail!("conv + batch norm: backward expects CPU tensors")
-            };
+            let Storage::Cpu(gs) = &*gs else { bail!("conv + batch norm: backward expects CPU tensors") };
             let z = self.conv_out.lock().map_err(|_| poisoned())?;
-            self.bn.input_grad(
-                &z,
-                contiguous_f32(ys, yl)?,
-                contiguous_f32(gs, gl)?,
-                dims(y.dims())?,
-                gamma,
-            )?
+            self.bn.input_grad(&z, contiguous_f32(gs, gl)?, dims(y.dims())?, affine)?
         };
         let (dx, dw) = conv_gradients(self.stride, self.padding, x, w, &grads.input)?;
         let mut params = vec![0.0; grads.gamma.len()]; // the bias: exactly zero
@@ -194,8 +185,8 @@ impl CustomOp3 for ConvBnTrainF32 {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let gamma = params.get(1)?.to_vec1::<f32>()?;
-        let (dx, dw, dparams) = self.backward((x, w, y, dy), Some(&gamma))?;
+        let (gamma, beta) = (params.get(1)?.to_vec1::<f32>()?, params.get(2)?.to_vec1::<f32>()?);
+        let (dx, dw, dparams) = self.backward((x, w, y, dy), Some((&gamma, &beta)))?;
         let dparams = params
             .track_op()
             .then(|| Tensor::from_vec(dparams, params.shape(), params.device()))
