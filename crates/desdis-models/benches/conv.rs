@@ -129,6 +129,8 @@ fn row(name: &str, flops: f64, reps: usize, f: &dyn Fn(Conv) -> Result<()>) -> R
 }
 
 fn main() -> Result<()> {
+    // As in training: without it every large buffer is fresh pages, and page faults dominate.
+    desdis_models::memory::keep_freed_memory();
     let batch = env_or("CONV_BENCH_BATCH", 256);
     let reps = env_or("CONV_BENCH_REPS", 5);
     println!(

@@ -44,11 +44,10 @@ pub(crate) fn im2col(
         pad(g, image, buffer);
         &*buffer
     };
+    let row_step = g.stride * padded_width(g);
     for_each_tap(g, |row, offset| {
         let col_row = &mut col[row * row_stride..][..g.out_pixels()];
-        for (oy, out_row) in col_row.chunks_exact_mut(g.w_out).enumerate() {
-            gather(g.stride, out_row, &padded[offset + oy * g.stride * padded_width(g)..]);
-        }
+        gather_tap(g.stride, g.w_out, row_step, col_row, &padded[offset..]);
     });
 }
 
@@ -71,11 +70,10 @@ pub(crate) fn col2im(
     // Zeroing before the read-modify-write also makes fresh pages of `image_grad` fault in once as
     // writable, not as the shared zero page and again, copy-on-write, on the first write.
     padded.fill(0.0);
+    let row_step = g.stride * padded_width(g);
     for_each_tap(g, |row, offset| {
         let col_row = &col[row * row_stride..][..g.out_pixels()];
-        for (oy, out_row) in col_row.chunks_exact(g.w_out).enumerate() {
-            scatter_add(g.stride, out_row, &mut padded[offset + oy * g.stride * padded_width(g)..]);
-        }
+        scatter_add_tap(g.stride, g.w_out, row_step, col_row, &mut padded[offset..]);
     });
     if g.padding > 0 {
         unpad(g, buffer, image_grad);
@@ -127,39 +125,85 @@ fn unpad(g: &ConvGeometry, padded: &[f32], image: &mut [f32]) {
     }
 }
 
-/// `dst[i] = src[i * stride]`.
-fn gather(stride: usize, dst: &mut [f32], src: &[f32]) {
-    // Dispatching to a compile-time stride lets the compiler vectorise the strided loads.
-    match stride {
-        1 => dst.copy_from_slice(&src[..dst.len()]),
-        2 => gather_fixed::<2>(dst, src),
-        _ => dst.iter_mut().zip(src.iter().step_by(stride)).for_each(|(d, &s)| *d = s),
+/// One patch-matrix row: `col_row[oy * w_out + ox] = src[oy * row_step + ox * stride]`.
+///
+/// HardNet's rows are 8 to 32 pixels wide: a copy call per output row costs more than the copy.
+/// At the common widths and strides the compiler gets the row length as a constant and turns each
+/// row into a few vector moves (shuffles at stride 2).
+fn gather_tap(stride: usize, w_out: usize, row_step: usize, col_row: &mut [f32], src: &[f32]) {
+    let done = match (stride, w_out) {
+        (1, 8) => gather_tap_fixed::<1, 8>(row_step, col_row, src),
+        (1, 16) => gather_tap_fixed::<1, 16>(row_step, col_row, src),
+        (1, 32) => gather_tap_fixed::<1, 32>(row_step, col_row, src),
+        (2, 8) => gather_tap_fixed::<2, 8>(row_step, col_row, src),
+        (2, 16) => gather_tap_fixed::<2, 16>(row_step, col_row, src),
+        (2, 32) => gather_tap_fixed::<2, 32>(row_step, col_row, src),
+        _ => false,
+    };
+    if !done {
+        for (oy, out_row) in col_row.chunks_exact_mut(w_out).enumerate() {
+            let src = &src[oy * row_step..];
+            out_row.iter_mut().zip(src.iter().step_by(stride)).for_each(|(d, &s)| *d = s);
+        }
     }
 }
 
-fn gather_fixed<const STRIDE: usize>(dst: &mut [f32], src: &[f32]) {
-    // Whole chunks first (a fixed-shape loop the compiler turns into shuffles), then the last
-    // element, whose chunk may be cut short by the end of the buffer.
-    let whole = dst.len().min(src.len() / STRIDE);
-    let (head, tail) = dst.split_at_mut(whole);
-    head.iter_mut().zip(src.chunks_exact(STRIDE)).for_each(|(d, s)| *d = s[0]);
-    tail.iter_mut().zip(src[whole * STRIDE..].iter().step_by(STRIDE)).for_each(|(d, &s)| *d = s);
+/// [`gather_tap`] at a constant stride and width; `false` (and nothing written) when the last
+/// row's whole `STRIDE * W` window does not fit in `src`.
+fn gather_tap_fixed<const STRIDE: usize, const W: usize>(
+    row_step: usize,
+    col_row: &mut [f32],
+    src: &[f32],
+) -> bool {
+    let rows = col_row.len() / W;
+    if rows == 0 || src.len() < (rows - 1) * row_step + STRIDE * W {
+        return false;
+    }
+    for (oy, out_row) in col_row.chunks_exact_mut(W).enumerate() {
+        let window = &src[oy * row_step..][..W * STRIDE];
+        for ox in 0..W {
+            out_row[ox] = window[ox * STRIDE];
+        }
+    }
+    true
 }
 
-/// `dst[i * stride] += src[i]`.
-fn scatter_add(stride: usize, src: &[f32], dst: &mut [f32]) {
-    match stride {
-        1 => dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
-        2 => scatter_add_fixed::<2>(src, dst),
-        _ => dst.iter_mut().step_by(stride).zip(src).for_each(|(d, &s)| *d += s),
+/// The adjoint of [`gather_tap`]: `dst[oy * row_step + ox * stride] += col_row[oy * w_out + ox]`.
+fn scatter_add_tap(stride: usize, w_out: usize, row_step: usize, col_row: &[f32], dst: &mut [f32]) {
+    let done = match (stride, w_out) {
+        (1, 8) => scatter_add_tap_fixed::<1, 8>(row_step, col_row, dst),
+        (1, 16) => scatter_add_tap_fixed::<1, 16>(row_step, col_row, dst),
+        (1, 32) => scatter_add_tap_fixed::<1, 32>(row_step, col_row, dst),
+        (2, 8) => scatter_add_tap_fixed::<2, 8>(row_step, col_row, dst),
+        (2, 16) => scatter_add_tap_fixed::<2, 16>(row_step, col_row, dst),
+        (2, 32) => scatter_add_tap_fixed::<2, 32>(row_step, col_row, dst),
+        _ => false,
+    };
+    if !done {
+        for (oy, in_row) in col_row.chunks_exact(w_out).enumerate() {
+            let dst = &mut dst[oy * row_step..];
+            dst.iter_mut().step_by(stride).zip(in_row).for_each(|(d, &s)| *d += s);
+        }
     }
 }
 
-fn scatter_add_fixed<const STRIDE: usize>(src: &[f32], dst: &mut [f32]) {
-    let whole = src.len().min(dst.len() / STRIDE);
-    let (head, tail) = src.split_at(whole);
-    dst.chunks_exact_mut(STRIDE).zip(head).for_each(|(d, &s)| d[0] += s);
-    dst[whole * STRIDE..].iter_mut().step_by(STRIDE).zip(tail).for_each(|(d, &s)| *d += s);
+/// [`scatter_add_tap`] at a constant stride and width, as [`gather_tap_fixed`].
+fn scatter_add_tap_fixed<const STRIDE: usize, const W: usize>(
+    row_step: usize,
+    col_row: &[f32],
+    dst: &mut [f32],
+) -> bool {
+    let rows = col_row.len() / W;
+    if rows == 0 || dst.len() < (rows - 1) * row_step + STRIDE * W {
+        return false;
+    }
+    for (oy, in_row) in col_row.chunks_exact(W).enumerate() {
+        let window = &mut dst[oy * row_step..][..W * STRIDE];
+        for ox in 0..W {
+            window[ox * STRIDE] += in_row[ox];
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -241,5 +285,41 @@ mod tests {
         ].concat();
         // Column -1 (gets 1) and column 5 (gets 300) are padding.
         assert_eq!(fold(&g, &col), [10., 100. + 2., 20., 200. + 3., 30.]);
+    }
+
+    /// The constant-width copies agree with the plain strided loops, element for element, at
+    /// every (stride, width) they are compiled for, and decline when the last window would run
+    /// past the buffer.
+    #[test]
+    fn fixed_width_taps_match_the_generic_loops() {
+        for (stride, w_out) in [(1, 8), (1, 16), (1, 32), (2, 8), (2, 16), (2, 32)] {
+            let (rows, row_step) = (3, stride * w_out + 5);
+            let len = (rows - 1) * row_step + stride * w_out;
+            let src: Vec<f32> = (0..len).map(|i| (i as f32 * 0.73).sin()).collect();
+            let mut fast = vec![f32::NAN; rows * w_out];
+            gather_tap(stride, w_out, row_step, &mut fast, &src);
+            let expected: Vec<f32> = (0..rows)
+                .flat_map(|oy| (0..w_out).map(move |ox| oy * row_step + ox * stride))
+                .map(|i| src[i])
+                .collect();
+            assert_eq!(fast, expected, "gather, stride {stride}, width {w_out}");
+
+            let mut dst = src.clone();
+            scatter_add_tap(stride, w_out, row_step, &expected, &mut dst);
+            let mut plain = src.clone();
+            for (oy, row) in expected.chunks(w_out).enumerate() {
+                for (ox, v) in row.iter().enumerate() {
+                    plain[oy * row_step + ox * stride] += v;
+                }
+            }
+            assert_eq!(dst, plain, "scatter, stride {stride}, width {w_out}");
+            if stride > 1 {
+                // A buffer that ends right after the last element read is too short for the
+                // whole-window copy: the fallback must still give the same values.
+                let mut fallback = vec![f32::NAN; rows * w_out];
+                gather_tap(stride, w_out, row_step, &mut fallback, &src[..len - stride + 1]);
+                assert_eq!(fallback, expected, "short buffer, stride {stride}, width {w_out}");
+            }
+        }
     }
 }
