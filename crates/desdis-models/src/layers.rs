@@ -237,6 +237,15 @@ impl BatchNorm2d {
         let var = Tensor::from_vec(stats.var, c, y.device())?;
         self.update_running_stats(&mean, &var, b * h * w)
     }
+
+    /// As [`Self::update_running_stats_from`], for statistics over `count` values per channel.
+    fn update_running_stats_counted(&self, stats: crate::ops::BatchStats, count: usize) -> Result<()> {
+        let c = stats.mean.len();
+        let device = self.running_mean.device();
+        let mean = Tensor::from_vec(stats.mean, c, device)?;
+        let var = Tensor::from_vec(stats.var, c, device)?;
+        self.update_running_stats(&mean, &var, count)
+    }
 }
 
 impl ModuleT for BatchNorm2d {
@@ -510,6 +519,46 @@ impl ConvBn {
         let (y, stats) = crate::ops::conv_batch_norm_train(x, &conv.weight, params, geometry, bn.eps, true)?;
         bn.update_running_stats_from(stats, &y)?;
         Ok(y)
+    }
+}
+
+/// `relu(bn(conv(x)))` through `blocks` in order, in training mode when `train`. In training on
+/// f32 CPU tensors the whole chain runs as one op ([`crate::ops::conv_batch_norm_chain_train`]),
+/// so no gradient between two blocks passes through candle's zero-filled accumulators; otherwise
+/// block by block ([`ConvBn::forward_relu_t`]).
+///
+/// # Shapes
+/// `(B, C_0, H, W)` -> `(B, C_n, H_n, W_n)`
+pub fn conv_bn_relu_chain_t(blocks: &[ConvBn], x: &Tensor, train: bool) -> Result<Tensor> {
+    let chain: Vec<crate::ops::ChainBlock> = blocks.iter().map(ConvBn::chain_block).collect();
+    if !train || x.rank() != 4 || !crate::ops::chain_has_fast_kernels(x, &chain) {
+        return blocks.iter().try_fold(x.clone(), |x, block| block.forward_relu_t(&x, train));
+    }
+    let (y, stats) = crate::ops::conv_batch_norm_chain_train(x, &chain)?;
+    let mut side = x.dims()[2..].to_vec();
+    for (block, stats) in blocks.iter().zip(stats) {
+        let (k, s, p) = (block.conv.weight.dim(2)?, block.conv.stride, block.conv.padding);
+        side = side.iter().map(|&n| (n + 2 * p - k) / s + 1).collect();
+        block.bn.update_running_stats_counted(stats, x.dim(0)? * side.iter().product::<usize>())?;
+    }
+    Ok(y)
+}
+
+impl ConvBn {
+    /// This block as a link of a fused chain.
+    fn chain_block(&self) -> crate::ops::ChainBlock<'_> {
+        let (conv, bn) = (&self.conv, &self.bn);
+        crate::ops::ChainBlock {
+            weight: &conv.weight,
+            params: crate::ops::ConvBnParams {
+                bias: conv.bias.as_ref(),
+                gamma: bn.affine.as_ref().map(|(gamma, _)| gamma),
+                beta: bn.affine.as_ref().map(|(_, beta)| beta),
+            },
+            stride: conv.stride,
+            padding: conv.padding,
+            eps: bn.eps,
+        }
     }
 }
 

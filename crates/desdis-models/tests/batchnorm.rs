@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
-use desdis_models::layers::{BatchNorm2d, ConvBn, ConvSpec};
+use desdis_models::layers::{conv_bn_relu_chain_t, BatchNorm2d, ConvBn, ConvSpec};
 use desdis_models::ops::{batch_norm_train, conv_batch_norm_train, ConvBnParams};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -226,6 +226,66 @@ fn fused_conv_block_updates_running_statistics_like_the_plain_one() -> Result<()
         }
         let moved = var("plain_bn.running_mean").as_tensor().abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(moved > 1e-3, "the running mean should have moved");
+    }
+    Ok(())
+}
+
+/// The whole chain as one op against the same blocks run one by one (each checked against an f64
+/// reference above): outputs, every gradient and the running statistics. Three blocks: the
+/// im2col path with bias and affine batch norm, a stride-2 block without parameters, and the
+/// Winograd path with an affine batch norm.
+#[test]
+fn fused_chain_matches_the_blocks_run_one_by_one() -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let specs = [
+        (ConvSpec::new(3, 8, 3).padding(1).bias(true), true),
+        (ConvSpec::new(8, 16, 3).stride(2).padding(1), false),
+        (ConvSpec::new(16, 16, 3).padding(1), true),
+    ];
+    let blocks = |map: &VarMap| -> Result<Vec<ConvBn>> {
+        let vb = VarBuilder::from_varmap(map, DType::F32, &Device::Cpu);
+        let blocks = specs.iter().enumerate();
+        blocks
+            .map(|(i, (spec, affine))| {
+                ConvBn::new(vb.pp(format!("c{i}")), vb.pp(format!("b{i}")), *spec, *affine)
+            })
+            .collect()
+    };
+    let (chain_map, plain_map) = (VarMap::new(), VarMap::new());
+    let (chain_blocks, plain_blocks) = (blocks(&chain_map)?, blocks(&plain_map)?);
+    let names: Vec<String> = chain_map.data().lock().unwrap().keys().cloned().collect();
+    for name in &names {
+        // Random values everywhere, the same in both (biases and affine parameters included).
+        let value = random(chain_map.data().lock().unwrap()[name].dims(), &mut rng)?;
+        let value = if name.ends_with("running_var") { value.abs()? } else { value };
+        chain_map.data().lock().unwrap()[name].set(&value)?;
+        plain_map.data().lock().unwrap()[name].set(&value)?;
+    }
+    let x = Var::from_tensor(&random(&[4, 3, 9, 9], &mut rng)?)?;
+    let chained = conv_bn_relu_chain_t(&chain_blocks, x.as_tensor(), true)?;
+    let plain =
+        plain_blocks.iter().try_fold(x.as_tensor().clone(), |h, block| block.forward_relu_t(&h, true))?;
+    assert_eq!(chained.dims(), [4, 16, 5, 5]);
+    assert!(max_abs_diff(&chained, &plain)? < 1e-6, "outputs differ");
+
+    let r = random(plain.dims(), &mut rng)?;
+    let (got, want) = ((chained * &r)?.sum_all()?.backward()?, (plain * &r)?.sum_all()?.backward()?);
+    let dx = max_abs_diff(got.get(x.as_tensor()).unwrap(), want.get(x.as_tensor()).unwrap())?;
+    assert!(dx < 1e-5, "dx differs by {dx}");
+    for name in &names {
+        let (c, p) =
+            (chain_map.data().lock().unwrap()[name].clone(), plain_map.data().lock().unwrap()[name].clone());
+        if name.contains("running") {
+            assert!(max_abs_diff(&c, &p)? < 1e-6, "{name} differs");
+            continue;
+        }
+        let zeros = c.zeros_like()?;
+        let (g, e) = (got.get(&c).unwrap_or(&zeros), want.get(&p).unwrap_or(&zeros));
+        let diff = max_abs_diff(g, e)?;
+        assert!(diff < 1e-5, "d{name} differs by {diff}");
+        if !name.starts_with("c0.bias") {
+            assert!(g.abs()?.max_all()?.to_scalar::<f32>()? > 0.0, "d{name} is all zeros");
+        }
     }
     Ok(())
 }

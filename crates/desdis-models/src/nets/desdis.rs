@@ -9,7 +9,7 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::arch::{Arch, LayerSpec};
-use crate::layers::{l2_normalize, ConvBn, ConvSpec, Dropout, InstanceNorm2d};
+use crate::layers::{conv_bn_relu_chain_t, l2_normalize, ConvBn, ConvSpec, Dropout, InstanceNorm2d};
 
 /// The convolutions before the head, with the sequence and index of each (its BN follows it).
 fn trunk(dim: usize) -> [(&'static str, usize, ConvSpec); 4] {
@@ -75,10 +75,7 @@ impl ModuleT for DesDis {
     /// # Shapes
     /// `(B, 1, 32, 32)` -> `(B, 128)`, unit rows
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = self.input_norm.forward(x)?;
-        for block in &self.trunk {
-            x = block.forward_relu_t(&x, train)?;
-        }
+        let x = conv_bn_relu_chain_t(&self.trunk, &self.input_norm.forward(x)?, train)?;
         let x = self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?;
         l2_normalize(&x.flatten_from(1)?)
     }

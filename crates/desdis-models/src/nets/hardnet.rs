@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 
 use super::{HEAD, TRUNK};
 use crate::arch::{Arch, LayerSpec};
-use crate::layers::{input_norm, l2_normalize, ConvBn, Dropout};
+use crate::layers::{conv_bn_relu_chain_t, input_norm, l2_normalize, ConvBn, Dropout};
 
 /// HardNet's input normalisation epsilon (added to the standard deviation).
 const INPUT_EPS: f64 = 1e-7;
@@ -50,10 +50,7 @@ impl ModuleT for HardNet {
     /// # Shapes
     /// `(B, 1, 32, 32)` -> `(B, 128)`, unit rows
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = input_norm(x, INPUT_EPS)?;
-        for block in &self.trunk {
-            x = block.forward_relu_t(&x, train)?;
-        }
+        let x = conv_bn_relu_chain_t(&self.trunk, &input_norm(x, INPUT_EPS)?, train)?;
         let x = self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?;
         l2_normalize(&x.flatten_from(1)?)
     }

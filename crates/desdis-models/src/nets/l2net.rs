@@ -9,7 +9,7 @@ use candle_nn::VarBuilder;
 
 use super::{HEAD, TRUNK};
 use crate::arch::LayerSpec;
-use crate::layers::{channel_normalize, input_norm, ConvBn, ConvSpec};
+use crate::layers::{channel_normalize, conv_bn_relu_chain_t, input_norm, ConvBn, ConvSpec};
 
 /// Input normalisation epsilon of the port (added to the standard deviation).
 const INPUT_EPS: f64 = 1e-12;
@@ -49,10 +49,7 @@ impl ModuleT for L2Net {
     /// # Shapes
     /// `(B, 1, 32, 32)` -> `(B, 128)`, rows of norm just below 1
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = input_norm(x, INPUT_EPS)?;
-        for block in &self.trunk {
-            x = block.forward_relu_t(&x, train)?;
-        }
+        let x = conv_bn_relu_chain_t(&self.trunk, &input_norm(x, INPUT_EPS)?, train)?;
         let x = self.head.forward_t(&x, train)?;
         channel_normalize(&x.flatten_from(1)?, OUTPUT_K)
     }

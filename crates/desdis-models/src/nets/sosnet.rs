@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 
 use super::{HEAD, TRUNK};
 use crate::arch::{Arch, LayerSpec};
-use crate::layers::{channel_normalize, ConvBn, Dropout, InstanceNorm2d, L2_EPS};
+use crate::layers::{channel_normalize, conv_bn_relu_chain_t, ConvBn, Dropout, InstanceNorm2d, L2_EPS};
 
 /// Index of the final convolution in the `layers` sequence (the dropout sits at 19).
 const HEAD_INDEX: usize = 20;
@@ -54,10 +54,7 @@ impl ModuleT for SosNet {
     /// # Shapes
     /// `(B, 1, 32, 32)` -> `(B, 128)`, unit rows
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = self.input_norm.forward(x)?;
-        for block in &self.trunk {
-            x = block.forward_relu_t(&x, train)?;
-        }
+        let x = conv_bn_relu_chain_t(&self.trunk, &self.input_norm.forward(x)?, train)?;
         let x = self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?;
         // SOSNet adds 1e-10 before its LocalResponseNorm(256, alpha=256, beta=0.5, k=0).
         channel_normalize(&(x.flatten_from(1)? + L2_EPS)?, 0.0)
