@@ -412,6 +412,21 @@ fn split_padded_plane<const N: usize>(
     odds: &mut [f32],
 ) {
     let half = tiles_w::<N>(t) + 1;
+    if g.padding == 1 {
+        let rows = evens.chunks_exact_mut(half).zip(odds.chunks_exact_mut(half));
+        for (pr, (even, odd)) in rows.enumerate() {
+            match pr.checked_sub(1).filter(|&r| r < g.h_in) {
+                Some(source) => {
+                    split_row_after_one_zero::<N>(&x_plane[source * g.w_in..][..g.w_in], even, odd)
+                }
+                None => {
+                    even.fill(0.0);
+                    odd.fill(0.0);
+                }
+            }
+        }
+        return;
+    }
     let padded_row = &mut padded_row[..2 * half];
     let rows = evens.chunks_exact_mut(half).zip(odds.chunks_exact_mut(half));
     for (pr, (even, odd)) in rows.enumerate() {
@@ -423,6 +438,28 @@ fn split_padded_plane<const N: usize>(
             (*e, *o) = (pair[0], pair[1]);
         }
     }
+}
+
+/// The padding-1 case of [`split_padded_plane`], straight from the source row (no staging copy,
+/// the most common layout): padded column `c` is source column `c - 1`, so `even[j]` is source
+/// column `2j - 1` and `odd[j]` source column `2j`, zero outside the row.
+fn split_row_after_one_zero<const N: usize>(source: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    // A constant pair count (HardNet's even widths) lets the compiler emit plain shuffles.
+    let pairs = if N > 0 && source.len() == 2 * N { N } else { source.len() / 2 };
+    even[0] = 0.0;
+    let pairs_out = odd[..pairs].iter_mut().zip(&mut even[1..=pairs]);
+    for ((o, e), pair) in pairs_out.zip(source[..2 * pairs].chunks_exact(2)) {
+        (*o, *e) = (pair[0], pair[1]);
+    }
+    // An odd width leaves one source column; then zeros to the end of both halves.
+    let odd_rest = &mut odd[pairs..];
+    let last = source.get(2 * pairs).copied();
+    if let (Some(first), Some(v)) = (odd_rest.first_mut(), last) {
+        *first = v;
+    }
+    let filled = usize::from(last.is_some()).min(odd_rest.len());
+    odd_rest[filled..].fill(0.0);
+    even[pairs + 1..].fill(0.0);
 }
 
 /// `out[j] = f(a[j], b[j])`.
