@@ -45,6 +45,8 @@ const CASES: &[Case] = &[
     Case { batch: 2, c_in: 8, h: 9, w: 6, c_out: 11, kernel: 3, stride: 1, padding: 0, bias: true },
     Case { batch: 1, c_in: 10, h: 5, w: 5, c_out: 8, kernel: 3, stride: 1, padding: 2, bias: false },
     Case { batch: 2, c_in: 8, h: 3, w: 3, c_out: 8, kernel: 3, stride: 1, padding: 0, bias: false },
+    // The DesDis students' last trunk layer: rows of two tiles.
+    Case { batch: 3, c_in: 32, h: 4, w: 4, c_out: 32, kernel: 3, stride: 1, padding: 1, bias: false },
     // 1x1 output from a padded input: not the plain-matmul special case.
     Case { batch: 2, c_in: 2, h: 2, w: 2, c_out: 3, kernel: 4, stride: 1, padding: 1, bias: false },
 ];

@@ -341,7 +341,7 @@ fn transform_inputs_for<const N: usize>(
 /// Tiles per row: `N`, or the tiling's count when `N` is 0.
 ///
 /// The transforms loop over rows of `tiles_w` values; on HardNet's 8x8 and 16x16 layers these
-/// rows are 4 and 8 long, and loops of a length unknown at compile time spent more time in loop
+/// rows are 4 and 8 long (2 on the DesDis students' 4x4 layer), and loops of a length unknown at compile time spent more time in loop
 /// control than in arithmetic. The dispatchers below compile the common widths with a constant
 /// length, which the compiler unrolls into plain vector code.
 fn tiles_w<const N: usize>(t: &Tiling) -> usize {
@@ -357,6 +357,7 @@ fn tiles_w<const N: usize>(t: &Tiling) -> usize {
 macro_rules! dispatch_width {
     ($t:expr, $f:ident($($arg:expr),*)) => {
         match $t.tiles_w {
+            2 => $f::<2>($($arg),*),
             4 => $f::<4>($($arg),*),
             8 => $f::<8>($($arg),*),
             16 => $f::<16>($($arg),*),
