@@ -332,6 +332,26 @@ impl Module for Frn {
     }
 }
 
+impl Frn {
+    /// `tlu(self(x))`: on f32 CPU tensors one op ([`crate::ops::frn_tlu`]) instead of about ten.
+    ///
+    /// # Shapes
+    /// `(B, C, H, W)` -> `(B, C, H, W)`
+    pub fn forward_with_tlu(&self, tlu: &Tlu, x: &Tensor) -> Result<Tensor> {
+        let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+        let fused = x.rank() == 4 && [x, &self.weight, &self.bias, &tlu.tau].into_iter().all(f32_cpu);
+        if !fused {
+            return tlu.forward(&self.forward(x)?);
+        }
+        let rows = [&self.weight, &self.bias, &tlu.tau].map(Tensor::flatten_all);
+        let [weight, bias, tau] = rows;
+        let params = Tensor::stack(&[weight?, bias?, tau?], 0)?;
+        let eps = self.eps.detach().abs()?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let Some(&eps) = eps.first() else { candle_core::bail!("frn: empty eps") };
+        crate::ops::frn_tlu(x, &params, eps)
+    }
+}
+
 /// Thresholded linear unit: `max(x, tau)` with a learned per-channel `tau` `(1, C, 1, 1)`.
 #[derive(Debug, Clone)]
 pub struct Tlu {

@@ -35,7 +35,7 @@ impl Module for FrnBlock {
     /// # Shapes
     /// `(B, c_in, H, W)` -> `(B, c_out, H', W')` as the convolution
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.tlu.forward(&self.frn.forward(&self.conv.forward(x)?)?)
+        self.frn.forward_with_tlu(&self.tlu, &self.conv.forward(x)?)
     }
 }
 
@@ -95,7 +95,7 @@ impl ModuleT for HyNet {
     /// # Shapes
     /// `(B, 1, 32, 32)` -> `(B, 128)`, unit rows
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = self.input_tlu.forward(&self.input_frn.forward(x)?)?;
+        let mut x = self.input_frn.forward_with_tlu(&self.input_tlu, x)?;
         for block in &self.trunk {
             x = block.forward(&x)?;
         }
