@@ -40,7 +40,7 @@ impl CustomOp1 for TanhF32 {
         let x = contiguous_f32(storage, layout)?;
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
-            y.iter_mut().zip(x).for_each(|(y, x)| *y = x.tanh());
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y = tanh_f32(x));
         });
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
@@ -67,6 +67,48 @@ impl CustomOp1 for TanhF32 {
         };
         Ok(Some(Tensor::from_vec(dx, y.shape(), y.device())?))
     }
+}
+
+/// `tanh(x)` in plain f32 arithmetic with no calls and no branches the compiler cannot turn into
+/// selects, so a loop over it vectorises: libm's `tanhf` (and the `expm1f` inside it) took a
+/// quarter of a TFeat train step. Within 3e-7 of the exact value everywhere (tested against f64).
+///
+/// `|x| < 0.4`: the odd Taylor series to `x¹³` (the next term is below 2e-9 there). Otherwise
+/// `1 - 2 / (e^{2|x|} + 1)`, with the sign of `x`; `e^t` is `2^n · e^r` with `|r| ≤ ln 2 / 2` and
+/// a degree-7 polynomial for `e^r`; `2|x|` is capped at 40, where the result is ±1 in f32.
+#[inline(always)]
+pub(crate) fn tanh_f32(x: f32) -> f32 {
+    const TAYLOR: [f32; 6] =
+        [-1.0 / 3.0, 2.0 / 15.0, -17.0 / 315.0, 62.0 / 2835.0, -1382.0 / 155925.0, 21844.0 / 6081075.0];
+    let a = x.abs();
+    let s = a * a;
+    let series = TAYLOR.iter().rev().fold(0.0, |acc, &c| acc * s + c);
+    let small = a + a * s * series;
+    let large = 1.0 - 2.0 / (exp_moderate((2.0 * a).min(40.0)) + 1.0);
+    let magnitude = if a < 0.4 { small } else { large };
+    // NaN would come out as ±1 (`min` drops it): keep it NaN.
+    if x.is_nan() {
+        x
+    } else {
+        magnitude.copysign(x)
+    }
+}
+
+/// `e^t` for `0 <= t <= 40`, in branch-free f32 arithmetic.
+#[inline(always)]
+fn exp_moderate(t: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4; // few mantissa bits, so n · LN2_HI is exact
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Round to nearest by adding and removing 1.5 · 2^23 (no `round` call, which the CPU-neutral
+    // build would not inline).
+    const ROUND: f32 = 12_582_912.0;
+    let n = (t * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = (t - n * LN2_HI) - n * LN2_LO;
+    let inverse_factorials =
+        [1.0, 1.0, 1.0 / 2.0, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0];
+    let e_r = inverse_factorials.iter().rev().fold(0.0, |acc, &c| acc * r + c);
+    let two_to_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    e_r * two_to_n
 }
 
 /// Max pooling over non-overlapping `k`x`k` windows (stride `k`, no padding; a partial window at
@@ -161,5 +203,30 @@ impl CustomOp1 for MaxPoolF32 {
             dx
         };
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tanh_f32;
+
+    /// Against f64's tanh on a fine grid across both regimes and the tails, plus special values.
+    #[test]
+    fn tanh_is_within_3e7_of_the_exact_value() {
+        let grid = (-240_000..=240_000).map(|i| i as f32 * 5e-5);
+        let tiny = [1e-30f32, -1e-12, 1e-7, 0.399_999_98, 0.4, -0.4, 8.999, 9.0, 20.0, 1e30];
+        for x in grid.chain(tiny) {
+            let exact = (x as f64).tanh();
+            let got = tanh_f32(x) as f64;
+            let error = (got - exact).abs();
+            assert!(
+                error <= 3e-7 && error <= 4e-7 * exact.abs().max(1e-30),
+                "tanh({x}) = {got}, exact {exact}"
+            );
+        }
+        assert_eq!(tanh_f32(f32::INFINITY), 1.0);
+        assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
+        assert!(tanh_f32(f32::NAN).is_nan());
+        assert!(tanh_f32(-0.0).is_sign_negative() && tanh_f32(-0.0) == 0.0);
     }
 }
