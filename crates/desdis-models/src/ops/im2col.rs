@@ -145,7 +145,10 @@ fn gather_tap(stride: usize, w_out: usize, row_step: usize, col_row: &mut [f32],
     if !done {
         for (oy, out_row) in col_row.chunks_exact_mut(w_out).enumerate() {
             let src = &src[oy * row_step..];
-            out_row.iter_mut().zip(src.iter().step_by(stride)).for_each(|(d, &s)| *d = s);
+            match stride {
+                1 => out_row.copy_from_slice(&src[..w_out]),
+                _ => out_row.iter_mut().zip(src.iter().step_by(stride)).for_each(|(d, &s)| *d = s),
+            }
         }
     }
 }
