@@ -116,7 +116,13 @@ fn assert_close(what: &str, actual: &Tensor, expected: &Tensor) {
     assert_eq!(actual.dims(), expected.dims(), "{what}: shape");
     let a = actual.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let e = expected.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let worst = a.iter().zip(&e).map(|(a, e)| (a - e).abs() / (1e-5 + 1e-4 * e.abs())).fold(0.0f32, f32::max);
+    // NaN-aware maximum (`f32::max` would drop a NaN, and a NaN is what an unwritten element of a
+    // debug build's output holds).
+    let worst = a
+        .iter()
+        .zip(&e)
+        .map(|(a, e)| (a - e).abs() / (1e-5 + 1e-4 * e.abs()))
+        .fold(0.0f32, |worst, err| if err.is_nan() || worst.is_nan() { f32::NAN } else { worst.max(err) });
     assert!(worst <= 1.0, "{what}: error {worst}x the tolerance");
     assert!(e.iter().any(|&v| v != 0.0), "{what}: a reference of zeros checks nothing");
 }

@@ -16,6 +16,8 @@
 //! Several small images share one set of products (their tiles side by side), so the products
 //! stay wide enough for the gemm kernel on 8x8 layers.
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -93,15 +95,36 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let tiling = Tiling::new(g);
     let u = transform_weights(w, g.c_out, g.c_in);
     let group = images_per_group(g, &tiling);
-    let mut y = vec![0.0; g.batch * g.out_image_len()];
-    y.par_chunks_mut(group * g.out_image_len())
+    let len = g.batch * g.out_image_len();
+    // No zero fill: on the largest layers it was a tenth of this function's time, and
+    // `transform_outputs` writes every element (each image, channel, row and column pair).
+    let mut y: Vec<f32> = Vec::with_capacity(len);
+    let slots = &mut y.spare_capacity_mut()[..len];
+    if cfg!(debug_assertions) {
+        // Debug builds (the tests) start from NaN, so an element left unwritten would show.
+        slots.iter_mut().for_each(|slot| {
+            slot.write(f32::NAN);
+        });
+    }
+    slots
+        .par_chunks_mut(group * g.out_image_len())
         .zip(x.par_chunks(group * g.image_len()))
         .for_each(|(y_group, x_group)| forward_group(g, &tiling, &u, x_group, y_group));
+    // SAFETY: the groups cover all `len` slots, and `transform_outputs_for` writes every element
+    // of its group: `chunks_exact_mut` over whole images and channel planes, `tiles_h` tile rows
+    // of two output rows (up to `h_out`), `tiles_w` column pairs per row (up to `w_out`).
+    unsafe { y.set_len(len) };
     y
 }
 
 /// Forward of a group of images: transform the inputs, 16 products, transform back.
-fn forward_group(g: &ConvGeometry, tiling: &Tiling, u: &[f32], x_group: &[f32], y_group: &mut [f32]) {
+fn forward_group(
+    g: &ConvGeometry,
+    tiling: &Tiling,
+    u: &[f32],
+    x_group: &[f32],
+    y_group: &mut [MaybeUninit<f32>],
+) {
     let columns = x_group.len() / g.image_len() * tiling.per_image();
     let (v_len, m_len) = (TAPS * tap_stride(g.c_in, columns), TAPS * tap_stride(g.c_out, columns));
     with_scratch(v_len + m_len + tiling.work_len(), |scratch| {
@@ -378,7 +401,7 @@ fn transform_outputs(
     m: &[f32],
     columns: usize,
     work: &mut [f32],
-    y_group: &mut [f32],
+    y_group: &mut [MaybeUninit<f32>],
 ) {
     dispatch_width!(t, transform_outputs_for(g, t, m, columns, work, y_group))
 }
@@ -486,7 +509,7 @@ fn transform_outputs_for<const N: usize>(
     m: &[f32],
     columns: usize,
     work: &mut [f32],
-    y_group: &mut [f32],
+    y_group: &mut [MaybeUninit<f32>],
 ) {
     let n = tiles_w::<N>(t);
     let (sums, rest) = work.split_at_mut(8 * n);
@@ -516,9 +539,9 @@ fn transform_outputs_for<const N: usize>(
                     zip_map3(odd, s(1), s(2), s(3), |a, b, d| a - b - d);
                     let y_row = &mut y_plane[oy * g.w_out..][..g.w_out];
                     for ((pair, &e), &o) in y_row.chunks_mut(2).zip(&*even).zip(&*odd) {
-                        pair[0] = e;
+                        pair[0].write(e);
                         if let Some(second) = pair.get_mut(1) {
-                            *second = o;
+                            second.write(o);
                         }
                     }
                 }
