@@ -9,8 +9,9 @@ use std::sync::Mutex;
 
 use candle_core::{bail, DType, Module, ModuleT, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 /// Epsilon of every batch and instance normalisation in the published nets (PyTorch's default).
 pub const NORM_EPS: f64 = 1e-5;
@@ -408,12 +409,30 @@ impl Dropout {
         self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The inverted-dropout mask for `x`: `1 / (1 - p)` where a value is kept, else 0.
+    ///
+    /// One draw from the layer's generator seeds each call; chunks of the mask come from their
+    /// own streams of that seed, in parallel, so a mask is the same on any number of threads.
+    /// Each value gets a 16-bit draw (two per 32-bit word), so `p` acts in steps of 1/65536.
+    /// Drawn one f32 at a time on one thread, the masks were 2% of a HardNet train step.
     fn mask(&self, x: &Tensor) -> Result<Tensor> {
+        const CHUNK: usize = 1 << 14;
         let keep = 1.0 - self.p;
         let scale = if keep > 0.0 { 1.0 / keep } else { 0.0 };
-        let mut rng = self.lock_rng();
-        let values: Vec<f32> =
-            (0..x.elem_count()).map(|_| if rng.random::<f32>() < keep { scale } else { 0.0 }).collect();
+        let threshold = (keep as f64 * 65536.0).round() as u32; // keep where the draw is below
+        let call_seed: u64 = self.lock_rng().random();
+        let mut values = vec![0f32; x.elem_count()];
+        values.par_chunks_mut(CHUNK).enumerate().for_each(|(chunk_index, chunk)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(call_seed);
+            rng.set_stream(chunk_index as u64);
+            for pair in chunk.chunks_mut(2) {
+                let bits = rng.next_u32();
+                for (half, value) in pair.iter_mut().enumerate() {
+                    let draw = (bits >> (16 * half)) & 0xffff;
+                    *value = if draw < threshold { scale } else { 0.0 };
+                }
+            }
+        });
         Tensor::from_vec(values, x.shape(), x.device())?.to_dtype(x.dtype())
     }
 }

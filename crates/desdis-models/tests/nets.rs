@@ -437,6 +437,23 @@ fn dropout_is_seeded_inverted_and_off_in_eval() -> Result<()> {
     Ok(())
 }
 
+/// Masks are drawn in parallel chunks, each from its own stream: one thread or several, the same
+/// seed gives the same mask (so a training run repeats on any machine).
+#[test]
+fn dropout_masks_do_not_depend_on_the_thread_count() -> Result<()> {
+    let x = Tensor::ones((3, 40_000), DType::F32, &Device::Cpu)?;
+    let masked = |threads: usize| -> Result<Vec<f32>> {
+        let pool =
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(anyhow::Error::from)?;
+        pool.install(|| Ok(Dropout::new(0.3, 4).forward_t(&x, true)?.flatten_all()?.to_vec1::<f32>()?))
+    };
+    let one = masked(1)?;
+    ensure!(one == masked(3)?, "the mask changed with the thread count");
+    let dropped = one.iter().filter(|&&v| v == 0.0).count() as f64 / one.len() as f64;
+    ensure!((dropped - 0.3).abs() < 0.01, "dropped fraction {dropped}");
+    Ok(())
+}
+
 #[test]
 fn net_dropout_changes_training_outputs_reproducibly() -> Result<()> {
     let x = fixture_inputs()?;
