@@ -5,14 +5,30 @@
 //! whole output rows with no bounds logic (and, at stride 2, with no scalar tails on HardNet's
 //! even widths).
 
+use std::mem::MaybeUninit;
+
 use super::geometry::ConvGeometry;
 
 /// Elements of the scratch buffer [`im2col`] and [`col2im`] need for the padded image.
 pub(crate) fn padded_len(g: &ConvGeometry) -> usize {
-    if g.padding == 0 {
-        0
-    } else {
-        g.c_in * padded_height(g) * padded_width(g)
+    g.c_in * padded_height(g) * padded_width(g)
+}
+
+/// An element [`col2im`] can write its result into: a plain `f32`, or one not yet initialised
+/// (so a fresh gradient buffer need not be zero-filled first).
+pub(crate) trait Slot {
+    fn set(&mut self, value: f32);
+}
+
+impl Slot for f32 {
+    fn set(&mut self, value: f32) {
+        *self = value;
+    }
+}
+
+impl Slot for MaybeUninit<f32> {
+    fn set(&mut self, value: f32) {
+        self.write(value);
     }
 }
 
@@ -52,8 +68,8 @@ pub(crate) fn im2col(
 }
 
 /// Folds a patch-matrix gradient back onto the image it was unfolded from (the adjoint of
-/// [`im2col`]), overwriting `image_grad`; gradients of padding positions are dropped. `buffer`
-/// (of [`padded_len`]) holds the padded gradient.
+/// [`im2col`]), writing every element of `image_grad`; gradients of padding positions are
+/// dropped. `buffer` (of [`padded_len`]) accumulates the padded gradient.
 ///
 /// # Shapes
 /// - `col`: `(c_in * kernel * kernel, h_out * w_out)` with rows `row_stride` apart,
@@ -63,21 +79,17 @@ pub(crate) fn col2im(
     col: &[f32],
     row_stride: usize,
     buffer: &mut [f32],
-    image_grad: &mut [f32],
+    image_grad: &mut [impl Slot],
 ) {
     debug_assert_eq!(image_grad.len(), g.image_len());
-    let padded = if g.padding == 0 { &mut *image_grad } else { &mut *buffer };
-    // Zeroing before the read-modify-write also makes fresh pages of `image_grad` fault in once as
-    // writable, not as the shared zero page and again, copy-on-write, on the first write.
+    let padded = &mut buffer[..padded_len(g)];
     padded.fill(0.0);
     let row_step = g.stride * padded_width(g);
     for_each_tap(g, |row, offset| {
         let col_row = &col[row * row_stride..][..g.out_pixels()];
         scatter_add_tap(g.stride, g.w_out, row_step, col_row, &mut padded[offset..]);
     });
-    if g.padding > 0 {
-        unpad(g, buffer, image_grad);
-    }
+    unpad(g, padded, image_grad);
 }
 
 /// Calls `f(patch_row, offset)` for every patch-matrix row `(c, ky, kx)`, in the order of the
@@ -113,14 +125,14 @@ fn pad(g: &ConvGeometry, image: &[f32], padded: &mut [f32]) {
     }
 }
 
-/// Copies the interior of each padded channel plane into `image`.
-fn unpad(g: &ConvGeometry, padded: &[f32], image: &mut [f32]) {
+/// Copies the interior of each padded channel plane into `image`, every element of it.
+fn unpad(g: &ConvGeometry, padded: &[f32], image: &mut [impl Slot]) {
     let (p, width) = (g.padding, padded_width(g));
     let planes = padded.chunks_exact(padded_height(g) * width);
     for (padded_plane, plane) in planes.zip(image.chunks_exact_mut(g.h_in * g.w_in)) {
         let middle = &padded_plane[p * width..][..g.h_in * width];
         for (padded_row, row) in middle.chunks_exact(width).zip(plane.chunks_exact_mut(g.w_in)) {
-            row.copy_from_slice(&padded_row[p..p + g.w_in]);
+            row.iter_mut().zip(&padded_row[p..p + g.w_in]).for_each(|(slot, &v)| slot.set(v));
         }
     }
 }

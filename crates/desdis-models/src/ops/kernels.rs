@@ -6,6 +6,8 @@
 //! it ran HardNet's forward layers 2-3x faster than a 2-thread gemm per image. Grouping several
 //! images into one wider gemm was also tried, and was no faster.
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -92,9 +94,20 @@ pub(crate) fn backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], wante
     }
     let chunks = (rayon::current_num_threads() * BACKWARD_CHUNKS_PER_THREAD).clamp(1, g.batch.max(1));
     let chunk_images = g.batch.div_ceil(chunks).max(1);
-    let mut dx = wanted.input.then(|| vec![0.0; g.batch * g.image_len()]);
-    let dx_chunks: Vec<Option<&mut [f32]>> = match dx.as_mut() {
-        Some(dx) => dx.chunks_mut(chunk_images * g.image_len()).map(Some).collect(),
+    // No zero fill: `col2im` writes every element of each image's gradient.
+    let dx_len = g.batch * g.image_len();
+    let mut dx: Option<Vec<f32>> = wanted.input.then(|| Vec::with_capacity(dx_len));
+    let dx_chunks: Vec<Option<&mut [MaybeUninit<f32>]>> = match dx.as_mut() {
+        Some(dx) => {
+            let slots = &mut dx.spare_capacity_mut()[..dx_len];
+            if cfg!(debug_assertions) {
+                // Debug builds (the tests) start from NaN, so an element left unwritten would show.
+                slots.iter_mut().for_each(|slot| {
+                    slot.write(f32::NAN);
+                });
+            }
+            slots.chunks_mut(chunk_images * g.image_len()).map(Some).collect()
+        }
         None => (0..g.batch.div_ceil(chunk_images)).map(|_| None).collect(),
     };
     let partials: Vec<Option<Vec<f32>>> = dx_chunks
@@ -107,6 +120,11 @@ pub(crate) fn backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], wante
             dw
         })
         .collect();
+    if let Some(dx) = dx.as_mut() {
+        // SAFETY: the chunks cover all `dx_len` slots, `backward_chunk` hands each image of a
+        // chunk to `backward_image`, and its `col2im` writes every element of the image.
+        unsafe { dx.set_len(dx_len) };
+    }
     let dw = sum_in_order(partials.into_iter().flatten().collect())
         .or_else(|| wanted.weight.then(|| vec![0.0; g.weight_len()])); // empty batch
     Gradients { input: dx, weight: dw }
@@ -119,7 +137,7 @@ fn backward_chunk(
     w: &[f32],
     x_chunk: &[f32],
     dy_chunk: &[f32],
-    dx_chunk: Option<&mut [f32]>,
+    dx_chunk: Option<&mut [MaybeUninit<f32>]>,
     mut dw: Option<&mut [f32]>,
 ) {
     let mut dx_images = dx_chunk.map(|dx| dx.chunks_exact_mut(g.image_len()));
@@ -137,7 +155,7 @@ fn backward_image(
     w: &[f32],
     x_image: &[f32],
     dy_image: &[f32],
-    dx_image: Option<&mut [f32]>,
+    dx_image: Option<&mut [MaybeUninit<f32>]>,
     dw: Option<&mut [f32]>,
 ) {
     let (patch_len, pixels, stride) = (g.patch_len(), g.out_pixels(), col_row_stride(g));
