@@ -69,14 +69,18 @@ pub fn conv_batch_norm_train(
             x.apply_op3(&w, &Tensor::stack(&rows, 0)?, op)?
         }
     };
-    let mut stats = stats.lock().map_err(|_| poisoned())?.clone();
-    if let Some(bias) = params.bias {
-        // Statistics of conv + bias: the bias shifts the mean only.
+    let stats = stats.lock().map_err(|_| poisoned())?.clone();
+    Ok((y, with_bias(stats, params.bias)?))
+}
+
+/// Statistics of `conv + bias` from those of `conv`: the bias shifts the mean only.
+pub(super) fn with_bias(mut stats: BatchStats, bias: Option<&Tensor>) -> Result<BatchStats> {
+    if let Some(bias) = bias {
         for (m, b) in stats.mean.iter_mut().zip(bias.to_vec1::<f32>()?) {
             *m += b;
         }
     }
-    Ok((y, stats))
+    Ok(stats)
 }
 
 fn poisoned() -> candle_core::Error {

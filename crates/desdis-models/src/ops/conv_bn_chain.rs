@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor};
 
 use super::batchnorm::{dims, BatchStats, BnTrainF32};
+use super::conv_bn::with_bias;
 use super::geometry::ConvGeometry;
 use super::kernels::{backward, forward, Wanted};
 use super::op::contiguous_f32;
@@ -83,17 +84,11 @@ pub fn conv_batch_norm_chain_train(
     let op = ChainTrainF32 { layers, saved: Mutex::new(Vec::new()) };
     let stats_handles: Vec<_> = op.layers.iter().map(|layer| layer.bn.stats.clone()).collect();
     let y = x.contiguous()?.apply_op2(&flat, op)?;
-    let mut all_stats = Vec::with_capacity(blocks.len());
-    for (handle, block) in stats_handles.iter().zip(blocks) {
-        let mut stats = handle.lock().map_err(|_| poisoned())?.clone();
-        if let Some(bias) = block.params.bias {
-            // Statistics of conv + bias: the bias shifts the mean only.
-            for (m, b) in stats.mean.iter_mut().zip(bias.to_vec1::<f32>()?) {
-                *m += b;
-            }
-        }
-        all_stats.push(stats);
-    }
+    let all_stats = stats_handles
+        .iter()
+        .zip(blocks)
+        .map(|(handle, block)| with_bias(handle.lock().map_err(|_| poisoned())?.clone(), block.params.bias))
+        .collect::<Result<Vec<_>>>()?;
     Ok((y, all_stats))
 }
 
