@@ -227,25 +227,16 @@ impl BatchNorm2d {
             return self.forward_t(x, true)?.relu();
         }
         let (y, stats) = crate::ops::batch_norm_train(&x.contiguous()?, self.eps, true)?;
-        self.update_running_stats_from(stats, &y)?;
+        self.update_running_stats_from(stats)?;
         Ok(y)
     }
 
-    /// Blends the statistics of a fused training-mode call that produced `y` into the running ones.
-    fn update_running_stats_from(&self, stats: crate::ops::BatchStats, y: &Tensor) -> Result<()> {
-        let (b, c, h, w) = y.dims4()?;
-        let mean = Tensor::from_vec(stats.mean, c, y.device())?;
-        let var = Tensor::from_vec(stats.var, c, y.device())?;
-        self.update_running_stats(&mean, &var, b * h * w)
-    }
-
-    /// As [`Self::update_running_stats_from`], for statistics over `count` values per channel.
-    fn update_running_stats_counted(&self, stats: crate::ops::BatchStats, count: usize) -> Result<()> {
-        let c = stats.mean.len();
-        let device = self.running_mean.device();
+    /// Blends the statistics of a fused training-mode call into the running ones.
+    fn update_running_stats_from(&self, stats: crate::ops::BatchStats) -> Result<()> {
+        let (c, device) = (stats.mean.len(), self.running_mean.device());
         let mean = Tensor::from_vec(stats.mean, c, device)?;
         let var = Tensor::from_vec(stats.var, c, device)?;
-        self.update_running_stats(&mean, &var, count)
+        self.update_running_stats(&mean, &var, stats.count)
     }
 }
 
@@ -519,7 +510,7 @@ impl ConvBn {
     /// `(B, c_in, H, W)` -> `(B, c_out, H', W')` as [`Conv2d`]
     pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
-            return self.forward_relu_train(x);
+            return conv_bn_relu_chain_t(std::slice::from_ref(self), x, true);
         }
         let bn = &self.bn;
         let (gamma, beta) = match &bn.affine {
@@ -539,46 +530,27 @@ impl ConvBn {
     }
 }
 
-impl ConvBn {
-    /// Training-mode `relu(bn(conv(x)))`: one fused op on f32 CPU tensors
-    /// ([`crate::ops::conv_batch_norm_train`]), else the convolution and then
-    /// [`BatchNorm2d::forward_relu_train`].
-    fn forward_relu_train(&self, x: &Tensor) -> Result<Tensor> {
-        let (conv, bn) = (&self.conv, &self.bn);
-        let fused = x.rank() == 4 && crate::ops::has_fast_kernel(x, &conv.weight, conv.stride, conv.padding);
-        if !fused {
-            return bn.forward_relu_train(&conv.forward(x)?);
-        }
-        let params = crate::ops::ConvBnParams {
-            bias: conv.bias.as_ref(),
-            gamma: bn.affine.as_ref().map(|(gamma, _)| gamma),
-            beta: bn.affine.as_ref().map(|(_, beta)| beta),
-        };
-        let geometry = (conv.stride, conv.padding);
-        let (y, stats) = crate::ops::conv_batch_norm_train(x, &conv.weight, params, geometry, bn.eps, true)?;
-        bn.update_running_stats_from(stats, &y)?;
-        Ok(y)
-    }
-}
-
 /// `relu(bn(conv(x)))` through `blocks` in order, in training mode when `train`. In training on
 /// f32 CPU tensors the whole chain runs as one op ([`crate::ops::conv_batch_norm_chain_train`]),
 /// so no gradient between two blocks passes through candle's zero-filled accumulators; otherwise
-/// block by block ([`ConvBn::forward_relu_t`]).
+/// block by block, the convolution and then [`BatchNorm2d::forward_relu_train`] (in evaluation,
+/// [`ConvBn::forward_relu_t`]).
 ///
 /// # Shapes
 /// `(B, C_0, H, W)` -> `(B, C_n, H_n, W_n)`
 pub fn conv_bn_relu_chain_t(blocks: &[ConvBn], x: &Tensor, train: bool) -> Result<Tensor> {
+    if !train {
+        return blocks.iter().try_fold(x.clone(), |x, block| block.forward_relu_t(&x, false));
+    }
     let chain: Vec<crate::ops::ChainBlock> = blocks.iter().map(ConvBn::chain_block).collect();
-    if !train || x.rank() != 4 || !crate::ops::chain_has_fast_kernels(x, &chain) {
-        return blocks.iter().try_fold(x.clone(), |x, block| block.forward_relu_t(&x, train));
+    if x.rank() != 4 || !crate::ops::chain_has_fast_kernels(x, &chain) {
+        return blocks
+            .iter()
+            .try_fold(x.clone(), |x, block| block.bn.forward_relu_train(&block.conv.forward(&x)?));
     }
     let (y, stats) = crate::ops::conv_batch_norm_chain_train(x, &chain)?;
-    let mut side = x.dims()[2..].to_vec();
     for (block, stats) in blocks.iter().zip(stats) {
-        let (k, s, p) = (block.conv.weight.dim(2)?, block.conv.stride, block.conv.padding);
-        side = side.iter().map(|&n| (n + 2 * p - k) / s + 1).collect();
-        block.bn.update_running_stats_counted(stats, x.dim(0)? * side.iter().product::<usize>())?;
+        block.bn.update_running_stats_from(stats)?;
     }
     Ok(y)
 }
@@ -597,6 +569,7 @@ impl ConvBn {
             stride: conv.stride,
             padding: conv.padding,
             eps: bn.eps,
+            relu: true,
         }
     }
 }

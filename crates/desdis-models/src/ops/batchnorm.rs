@@ -20,6 +20,8 @@ pub struct BatchStats {
     pub mean: Vec<f32>,
     /// Biased variance, `(C)`.
     pub var: Vec<f32>,
+    /// Values per channel the statistics cover, `B * H * W`.
+    pub count: usize,
 }
 
 /// The op; it keeps the statistics of its forward call for the backward and for the caller.
@@ -168,6 +170,7 @@ impl BnTrainF32 {
         BatchStats {
             mean: moments.iter().map(|m| (m.sum / m.n) as f32).collect(),
             var: moments.iter().map(|m| (m.m2 / m.n) as f32).collect(),
+            count: b * hw,
         }
     }
 
@@ -207,6 +210,8 @@ impl CustomOp1 for BnTrainF32 {
 #[derive(Debug, Clone, Copy)]
 struct ChannelAffine {
     mean: f32,
+    /// `1 / sqrt(var + eps)`
+    inv_std: f32,
     /// `inv_std`, times `gamma` when affine.
     scale: f32,
     beta: f32,
@@ -225,7 +230,7 @@ impl BnTrainF32 {
         let channels = self.channel_affines(&stats, affine);
         let relu = self.relu;
         let y = planes_from(x.len(), hw, |plane| {
-            let ChannelAffine { mean, scale, beta } = channels[plane % c];
+            let ChannelAffine { mean, scale, beta, .. } = channels[plane % c];
             x[plane * hw..(plane + 1) * hw].iter().map(move |&v| {
                 let n = pre_activation(v, mean, scale, beta);
                 if relu {
@@ -244,7 +249,7 @@ impl BnTrainF32 {
         (0..inv_std.len())
             .map(|ch| {
                 let (gamma, beta) = affine.map_or((1.0, 0.0), |(gamma, beta)| (gamma[ch], beta[ch]));
-                ChannelAffine { mean: stats.mean[ch], scale: inv_std[ch] * gamma, beta }
+                ChannelAffine { mean: stats.mean[ch], inv_std: inv_std[ch], scale: inv_std[ch] * gamma, beta }
             })
             .collect()
     }
@@ -265,15 +270,13 @@ impl BnTrainF32 {
         let stats =
             self.stats.lock().map_err(|_| candle_core::Error::Msg("batch norm: poisoned".into()))?.clone();
         let channels = self.channel_affines(&stats, affine);
-        let inv_std = self.inv_std(&stats);
         let relu = self.relu;
         // The masked gradient and x̂ at one element of channel `ch`.
         let terms = |ch: usize| {
-            let ChannelAffine { mean, scale, beta } = channels[ch];
-            let s = inv_std[ch];
+            let ChannelAffine { mean, inv_std, scale, beta } = channels[ch];
             move |gv: f32, xv: f32| {
                 let keep = !relu || pre_activation(xv, mean, scale, beta) > 0.0;
-                (if keep { gv } else { 0.0 }, (xv - mean) * s)
+                (if keep { gv } else { 0.0 }, (xv - mean) * inv_std)
             }
         };
         // Σ g and Σ g·x̂ per channel, in one pass over the activations.

@@ -1,10 +1,16 @@
-//! A chain of training-mode convolution + batch norm + ReLU blocks as one op.
+//! Training-mode convolution + batch norm (+ ReLU) blocks, one or a chain of them, as one op.
 //!
-//! Candle's backward starts the gradient of each op's input from a fresh tensor of zeros and
-//! adds the op's input gradient to it. Between two fused blocks ([`super::conv_bn`]) that is a
-//! zero fill and an add, four passes over the activation gradient, per block: on HardNet's trunk,
-//! about as much memory traffic as the batch norms' own backward. As one node, each block's input
-//! gradient goes straight into the backward of the block before it.
+//! Candle's autograd keeps one gradient tensor per graph node and starts each from a fresh
+//! tensor of zeros that the incoming gradient is added to: for every activation between two ops
+//! that is a zero fill and an add, four passes over the largest tensors of the step, and an
+//! affine batch norm built from tensor ops adds about ten more. As one node, the batch norm's
+//! input gradient goes straight into the convolution's backward kernels, and each block's input
+//! gradient straight into the backward of the block before it. The convolutions' outputs and the
+//! blocks' activations are kept inside the op for the backward pass (as tensors of the graph they
+//! were kept alive just the same).
+//!
+//! A convolution bias in front of a training-mode batch norm cancels in the output (the batch
+//! mean absorbs it); it only shifts the running mean, and its gradient is exactly zero.
 //!
 //! The blocks' weights and per-channel parameters travel as one flat tensor (candle's custom ops
 //! take at most three arguments); its gradient flows back to each parameter through the
@@ -15,13 +21,23 @@ use std::sync::{Arc, Mutex};
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor};
 
 use super::batchnorm::{dims, BatchStats, BnTrainF32};
-use super::conv_bn::with_bias;
 use super::geometry::ConvGeometry;
 use super::kernels::{backward, forward, Wanted};
 use super::op::contiguous_f32;
-use super::ConvBnParams;
 
-/// One block of a chain: `relu(bn(conv(x, weight) + bias))`.
+/// The optional per-channel parameters of a block, each `(C_out)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConvBnParams<'a> {
+    /// The convolution's bias.
+    pub bias: Option<&'a Tensor>,
+    /// The batch norm's scale (`weight`).
+    pub gamma: Option<&'a Tensor>,
+    /// The batch norm's shift (`bias`).
+    pub beta: Option<&'a Tensor>,
+}
+
+/// One block: `bn(conv(x, weight) + bias)` with the batch's statistics, scaled and shifted by
+/// `gamma`, `beta` where given, then `max(·, 0)` when `relu`.
 #[derive(Debug, Clone, Copy)]
 pub struct ChainBlock<'a> {
     /// `(C_out, C_in, K, K)`
@@ -32,10 +48,33 @@ pub struct ChainBlock<'a> {
     pub padding: usize,
     /// The batch norm's epsilon.
     pub eps: f64,
+    pub relu: bool,
 }
 
-/// Runs `blocks` in order on `x`, each as [`super::conv_batch_norm_train`] with a ReLU, as one
-/// op. Returns the last block's output and each block's batch statistics (of `conv + bias`, for
+/// One block ([`ChainBlock`]) as one op. Returns its output and the batch statistics of
+/// `conv(x, w) + bias` (for the running averages). Differentiable in `x`, `w` and the parameters
+/// (first order).
+///
+/// Needs f32 CPU tensors that [`super::conv2d`]'s own kernels handle; the caller checks
+/// [`super::has_fast_kernel`].
+///
+/// # Shapes
+/// - `x`: `(B, C_in, H, W)`, `w`: `(C_out, C_in, K, K)`, parameters `(C_out)`
+/// - returns `(B, C_out, H', W')` as [`super::conv2d`]
+pub fn conv_batch_norm_train(
+    x: &Tensor,
+    w: &Tensor,
+    params: ConvBnParams<'_>,
+    (stride, padding): (usize, usize),
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, BatchStats)> {
+    let block = ChainBlock { weight: w, params, stride, padding, eps, relu };
+    let (y, mut stats) = conv_batch_norm_chain_train(x, &[block])?;
+    Ok((y, stats.remove(0)))
+}
+
+/// Runs `blocks` in order on `x` as one op. Returns the last block's output and each block's batch statistics (of `conv + bias`, for
 /// the running averages). Differentiable in `x` and every weight and parameter (first order).
 ///
 /// Needs f32 CPU tensors whose convolutions [`super::conv2d`]'s own kernels handle; the caller
@@ -76,7 +115,7 @@ pub fn conv_batch_norm_chain_train(
             w_dims,
             offset,
             affine,
-            bn: BnTrainF32 { eps: block.eps as f32, relu: true, stats },
+            bn: BnTrainF32 { eps: block.eps as f32, relu: block.relu, stats },
         });
         offset += w_dims.iter().product::<usize>() + 3 * c_out;
     }
@@ -111,6 +150,16 @@ pub fn chain_has_fast_kernels(x: &Tensor, blocks: &[ChainBlock<'_>]) -> bool {
 
 fn poisoned() -> candle_core::Error {
     candle_core::Error::Msg("conv + batch norm chain: poisoned lock".into())
+}
+
+/// Statistics of `conv + bias` from those of `conv`: the bias shifts the mean only.
+fn with_bias(mut stats: BatchStats, bias: Option<&Tensor>) -> Result<BatchStats> {
+    if let Some(bias) = bias {
+        for (m, b) in stats.mean.iter_mut().zip(bias.to_vec1::<f32>()?) {
+            *m += b;
+        }
+    }
+    Ok(stats)
 }
 
 /// One block of the op, and where its parameters sit in the flat tensor.

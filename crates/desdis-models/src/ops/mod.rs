@@ -11,7 +11,6 @@
 
 mod activation;
 mod batchnorm;
-mod conv_bn;
 mod conv_bn_chain;
 mod frn;
 mod geometry;
@@ -26,8 +25,9 @@ use candle_core::{DType, Result, Tensor};
 
 pub use activation::{max_pool2d, tanh};
 pub use batchnorm::{batch_norm_train, BatchStats};
-pub use conv_bn::{conv_batch_norm_train, ConvBnParams};
-pub use conv_bn_chain::{chain_has_fast_kernels, conv_batch_norm_chain_train, ChainBlock};
+pub use conv_bn_chain::{
+    chain_has_fast_kernels, conv_batch_norm_chain_train, conv_batch_norm_train, ChainBlock, ConvBnParams,
+};
 pub use frn::frn_tlu;
 use geometry::ConvGeometry;
 use op::Conv2dF32;
