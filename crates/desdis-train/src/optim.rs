@@ -57,23 +57,35 @@ impl Optimizer {
     }
 
     /// Applies one update with learning rate `lr` from the gradients in `grads`.
+    ///
+    /// Everything here is computed from detached tensors. A variable's tensor tracks its ops, so
+    /// `w * weight_decay` on it would start an autograd graph; the momentum or moment buffers
+    /// derived from it would then hold the previous buffer, that step's gradient and every
+    /// intermediate alive, one more link per step, for the whole run.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
         self.step += 1;
         for (name, var) in &self.params {
             let Some(grad) = grads.get(var.as_tensor()) else { continue };
+            let weight = var.as_tensor().detach();
+            let grad = grad.detach();
             let update = match self.config {
                 OptimizerConfig::Sgd { momentum, dampening, weight_decay } => {
-                    let g = with_weight_decay(grad, var, weight_decay)?;
+                    let g = with_weight_decay(grad, &weight, weight_decay)?;
                     sgd_direction(&mut self.state, name, g, momentum, dampening)?
                 }
                 OptimizerConfig::Adam { beta1, beta2, eps, weight_decay } => {
-                    let g = with_weight_decay(grad, var, weight_decay)?;
+                    let g = with_weight_decay(grad, &weight, weight_decay)?;
                     adam_direction(&mut self.state, name, g, (beta1, beta2, eps), self.step)?
                 }
             };
-            var.set(&(var.as_tensor() - (update * lr)?)?)?;
+            var.set(&(weight - (update * lr)?)?)?;
         }
         Ok(())
+    }
+
+    /// The state tensors, by key (for checks and checkpoints).
+    pub fn state(&self) -> &HashMap<String, Tensor> {
+        &self.state
     }
 
     /// The optimizer's state as named tensors (plus the step count), for a checkpoint.
@@ -95,11 +107,12 @@ impl Optimizer {
     }
 }
 
-fn with_weight_decay(grad: &Tensor, var: &Var, weight_decay: f64) -> Result<Tensor> {
+/// `grad + weight_decay * weight`, both detached.
+fn with_weight_decay(grad: Tensor, weight: &Tensor, weight_decay: f64) -> Result<Tensor> {
     if weight_decay == 0.0 {
-        return Ok(grad.clone());
+        return Ok(grad);
     }
-    grad + (var.as_tensor() * weight_decay)?
+    grad + (weight * weight_decay)?
 }
 
 /// PyTorch SGD: the first step stores the gradient itself; later ones `m = μ m + (1 − dampening) g`.
@@ -205,6 +218,24 @@ mod tests {
             var.as_tensor().to_vec1::<f64>()
         };
         assert_eq!(run(false)?, run(true)?);
+        Ok(())
+    }
+
+    /// A state tensor that tracks its ops keeps the previous step's state and gradient alive:
+    /// the memory of a run then grows by a few copies of the model every step.
+    #[test]
+    fn state_holds_no_autograd_graph() -> Result<()> {
+        for config in [OptimizerConfig::hardnet_sgd(), OptimizerConfig::tfeat_sgd(), OptimizerConfig::adam()] {
+            let var = Var::new(&[1.0f32, -2.0, 0.5], &Device::Cpu)?;
+            let mut opt = Optimizer::new(config.clone(), vec![("w".into(), var.clone())]);
+            for _ in 0..3 {
+                opt.step(&quadratic_grads(&var)?, 0.1)?;
+            }
+            assert!(!opt.state().is_empty());
+            for (key, t) in opt.state() {
+                assert!(!t.track_op(), "{config:?}: state `{key}` tracks an autograd graph");
+            }
+        }
         Ok(())
     }
 
