@@ -9,9 +9,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use desdis_data::hpatches::{read_strip, Resize};
+use desdis_data::npy::{self, NpyData};
 use desdis_data::phototour::{self, CachePolicy};
-use desdis_data::resize::{downsample_area_2x, resize_bilinear_f32, resize_bilinear_u8};
-use desdis_data::{PATCH_LEN, PATCH_SIDE};
+use desdis_data::resize::{patches_to_32_f32, patches_to_32_u8, ResizeError};
 
 /// Reads the patches of `path` as `N * 1024` floats in 0..1.
 pub fn read_patches(path: &Path) -> Result<Vec<f32>> {
@@ -20,6 +20,7 @@ pub fn read_patches(path: &Path) -> Result<Vec<f32>> {
             .with_context(|| format!("{}: cannot read as a PhotoTour folder", path.display()))?;
         to_unit(&tour.set.patches)
     } else {
+        ensure_regular_file(path)?;
         match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("npy") => read_npy(path)?,
             Some("png") => {
@@ -38,16 +39,25 @@ pub fn read_patches(path: &Path) -> Result<Vec<f32>> {
     Ok(patches)
 }
 
+/// A FIFO or a device node could be read forever (or block), so only regular files (or links to
+/// them) are read as patch files.
+fn ensure_regular_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    if !meta.is_file() {
+        bail!("{}: not a regular file", path.display());
+    }
+    Ok(())
+}
+
 fn to_unit(bytes: &[u8]) -> Vec<f32> {
     bytes.iter().map(|&b| f32::from(b) / 255.0).collect()
 }
 
-/// A `.npy` of shape `(N, H, W)` or `(N, 1, H, W)`: uint8 (0..255) or float32 (0..1).
+/// A `.npy` of shape `(N, H, W)` or `(N, 1, H, W)`: uint8 (0..255) or float32 (0..1). The header's
+/// sizes are checked against the file before anything is allocated (see `desdis_data::npy`).
 fn read_npy(path: &Path) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
-    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let array = npy::read(path)?;
+    let shape = &array.shape;
     let (n, h, w) = match shape[..] {
         [n, h, w] | [n, 1, h, w] => (n, h, w),
         _ => bail!("{}: patches must have shape (N,H,W) or (N,1,H,W), found {shape:?}", path.display()),
@@ -55,20 +65,21 @@ fn read_npy(path: &Path) -> Result<Vec<f32>> {
     if n == 0 || h == 0 || w == 0 {
         bail!("{}: contains no patches (shape {shape:?})", path.display());
     }
-    let fortran = npy.order() == npyz::Order::Fortran;
-    let descr = npy.dtype().descr().replace(['\'', '"'], "");
-    let values: Vec<f32> = match descr.as_str() {
-        "|u1" => {
-            let raw: Vec<u8> = npy.into_vec()?;
-            let raw = if fortran { to_c_order(&raw, &shape) } else { raw };
-            return Ok(resize_u8(&raw, n, h, w));
+    let resize_err = |e: ResizeError| anyhow::anyhow!("{}: {e}", path.display());
+    match array.data {
+        NpyData::U8(raw) => {
+            let raw = if array.fortran_order { to_c_order(&raw, shape) } else { raw };
+            Ok(to_unit(&patches_to_32_u8(&raw, n, h, w).map_err(resize_err)?))
         }
-        "<f4" => npy.into_vec()?,
-        other => {
-            bail!("{}: dtype {other} is not supported (use uint8 0..255 or float32 0..1)", path.display())
+        NpyData::F32(values) => {
+            let values = if array.fortran_order { to_c_order(&values, shape) } else { values };
+            check_unit_floats(path, &values)?;
+            patches_to_32_f32(&values, n, h, w).map_err(resize_err)
         }
-    };
-    let values = if fortran { to_c_order(&values, &shape) } else { values };
+    }
+}
+
+fn check_unit_floats(path: &Path, values: &[f32]) -> Result<()> {
     if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
         bail!("{}: value {bad} is not finite", path.display());
     }
@@ -80,7 +91,7 @@ fn read_npy(path: &Path) -> Result<Vec<f32>> {
             path.display()
         );
     }
-    Ok(resize_f32(&values, n, h, w))
+    Ok(())
 }
 
 /// Reorders a column-major array of `shape` into row-major order.
@@ -102,52 +113,6 @@ fn to_c_order<T: Copy + Default>(values: &[T], shape: &[usize]) -> Vec<T> {
     out
 }
 
-fn resize_u8(raw: &[u8], n: usize, h: usize, w: usize) -> Vec<f32> {
-    if (h, w) == (PATCH_SIDE, PATCH_SIDE) {
-        return to_unit(raw);
-    }
-    let mut out = Vec::with_capacity(n * PATCH_LEN);
-    for patch in raw.chunks(h * w) {
-        if (h, w) == (2 * PATCH_SIDE, 2 * PATCH_SIDE) {
-            let mut small = vec![0u8; PATCH_LEN];
-            downsample_area_2x(patch, h, &mut small);
-            out.extend(to_unit(&small));
-        } else {
-            out.extend(to_unit(&resize_bilinear_u8(patch, w, h, PATCH_SIDE, PATCH_SIDE)));
-        }
-    }
-    out
-}
-
-fn resize_f32(values: &[f32], n: usize, h: usize, w: usize) -> Vec<f32> {
-    if (h, w) == (PATCH_SIDE, PATCH_SIDE) {
-        return values.to_vec();
-    }
-    let mut out = Vec::with_capacity(n * PATCH_LEN);
-    for patch in values.chunks(h * w) {
-        if (h, w) == (2 * PATCH_SIDE, 2 * PATCH_SIDE) {
-            out.extend(area_2x_f32(patch));
-        } else {
-            out.extend(resize_bilinear_f32(patch, w, h, PATCH_SIDE, PATCH_SIDE));
-        }
-    }
-    out
-}
-
-fn area_2x_f32(patch: &[f32]) -> Vec<f32> {
-    let side = 2 * PATCH_SIDE;
-    (0..PATCH_LEN)
-        .map(|i| {
-            let (y, x) = (2 * (i / PATCH_SIDE), 2 * (i % PATCH_SIDE));
-            (patch[y * side + x]
-                + patch[y * side + x + 1]
-                + patch[(y + 1) * side + x]
-                + patch[(y + 1) * side + x + 1])
-                / 4.0
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,10 +121,5 @@ mod tests {
     fn fortran_order_is_transposed() {
         // A 2x3 array [[0,1,2],[3,4,5]] stored column-major is 0,3,1,4,2,5.
         assert_eq!(to_c_order(&[0, 3, 1, 4, 2, 5], &[2, 3]), vec![0, 1, 2, 3, 4, 5]);
-    }
-
-    #[test]
-    fn area_of_constant_patch_is_constant() {
-        assert!(area_2x_f32(&vec![0.25; 4 * PATCH_LEN]).iter().all(|&v| v == 0.25));
     }
 }

@@ -33,6 +33,7 @@ pub mod hpatches;
 pub mod hub;
 pub mod imageops;
 pub mod mining;
+pub mod npy;
 pub mod patch;
 pub mod phototour;
 pub mod resize;

@@ -122,6 +122,94 @@ pub fn resize_bilinear_f32(src: &[f32], w: usize, h: usize, dw: usize, dh: usize
     out
 }
 
+/// Why a batch of patches cannot be resized: the sizes, which come from a file, do not add up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResizeError {
+    /// A patch side is zero.
+    #[error("patches of {h}x{w} pixels are empty")]
+    Empty { h: usize, w: usize },
+    /// `n * h * w` (or the output size) does not fit in memory addresses.
+    #[error("{n} patches of {h}x{w} pixels are more values than can be addressed")]
+    Overflow { n: usize, h: usize, w: usize },
+    /// The buffer does not hold `n` patches of `h x w`.
+    #[error("{len} values do not make {n} patches of {h}x{w} pixels")]
+    Length { len: usize, n: usize, h: usize, w: usize },
+    /// The output buffer could not be allocated.
+    #[error("cannot allocate {bytes} bytes for {n} resized patches")]
+    Alloc { bytes: usize, n: usize },
+}
+
+/// Checks that `len` values are `n` patches of `h x w` and reserves the 32x32 output (`n * 1024`
+/// values of `T`), with checked arithmetic: sizes read from a file are never trusted.
+fn checked_output<T>(len: usize, n: usize, h: usize, w: usize) -> Result<Vec<T>, ResizeError> {
+    if h == 0 || w == 0 {
+        return Err(ResizeError::Empty { h, w });
+    }
+    let total = n.checked_mul(h).and_then(|v| v.checked_mul(w)).ok_or(ResizeError::Overflow { n, h, w })?;
+    if total != len {
+        return Err(ResizeError::Length { len, n, h, w });
+    }
+    let out_len = n.checked_mul(OUT_LEN).ok_or(ResizeError::Overflow { n, h, w })?;
+    let mut out = Vec::new();
+    // try_reserve turns an impossible allocation into an error instead of an abort.
+    out.try_reserve_exact(out_len)
+        .map_err(|_| ResizeError::Alloc { bytes: out_len.saturating_mul(std::mem::size_of::<T>()), n })?;
+    Ok(out)
+}
+
+const OUT_SIDE: usize = 32;
+const OUT_LEN: usize = OUT_SIDE * OUT_SIDE;
+
+/// `n` 8-bit patches of `h x w` (row-major, one after the other) as 32x32 patches: unchanged at
+/// 32x32, 2x2 area averaging at 64x64, bilinear ([`resize_bilinear_u8`]) otherwise.
+pub fn patches_to_32_u8(src: &[u8], n: usize, h: usize, w: usize) -> Result<Vec<u8>, ResizeError> {
+    let mut out = checked_output(src.len(), n, h, w)?;
+    if (h, w) == (OUT_SIDE, OUT_SIDE) {
+        out.extend_from_slice(src);
+        return Ok(out);
+    }
+    let mut small = vec![0u8; OUT_LEN];
+    for patch in src.chunks_exact(h * w) {
+        if (h, w) == (2 * OUT_SIDE, 2 * OUT_SIDE) {
+            downsample_area_2x(patch, h, &mut small);
+            out.extend_from_slice(&small);
+        } else {
+            out.extend(resize_bilinear_u8(patch, w, h, OUT_SIDE, OUT_SIDE));
+        }
+    }
+    Ok(out)
+}
+
+/// [`patches_to_32_u8`] for float patches (area averaging without rounding at 64x64).
+pub fn patches_to_32_f32(src: &[f32], n: usize, h: usize, w: usize) -> Result<Vec<f32>, ResizeError> {
+    let mut out = checked_output(src.len(), n, h, w)?;
+    if (h, w) == (OUT_SIDE, OUT_SIDE) {
+        out.extend_from_slice(src);
+        return Ok(out);
+    }
+    for patch in src.chunks_exact(h * w) {
+        if (h, w) == (2 * OUT_SIDE, 2 * OUT_SIDE) {
+            out.extend(area_2x_f32(patch));
+        } else {
+            out.extend(resize_bilinear_f32(patch, w, h, OUT_SIDE, OUT_SIDE));
+        }
+    }
+    Ok(out)
+}
+
+/// The mean of each 2x2 block of a 64x64 float patch.
+fn area_2x_f32(patch: &[f32]) -> impl Iterator<Item = f32> + '_ {
+    let side = 2 * OUT_SIDE;
+    (0..OUT_LEN).map(move |i| {
+        let (y, x) = (2 * (i / OUT_SIDE), 2 * (i % OUT_SIDE));
+        (patch[y * side + x]
+            + patch[y * side + x + 1]
+            + patch[(y + 1) * side + x]
+            + patch[(y + 1) * side + x + 1])
+            / 4.0
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +241,19 @@ mod tests {
         for (x, y) in a.iter().zip(&b) {
             assert!((*x as f32 - y).abs() <= 1.0, "{x} vs {y}");
         }
+    }
+
+    #[test]
+    fn batches_check_their_sizes() {
+        assert_eq!(patches_to_32_u8(&[0; 10], 1, 0, 10), Err(ResizeError::Empty { h: 0, w: 10 }));
+        assert!(matches!(patches_to_32_u8(&[0; 10], usize::MAX, 2, 2), Err(ResizeError::Overflow { .. })));
+        // (2^20, 2^44 + 1, 1) wraps to 2^20 values in 64-bit arithmetic: refused, not indexed.
+        let wrapped = vec![0f32; 1 << 20];
+        let r = patches_to_32_f32(&wrapped, 1 << 20, (1 << 44) + 1, 1);
+        assert!(matches!(r, Err(ResizeError::Overflow { .. })), "{r:?}");
+        assert!(matches!(patches_to_32_f32(&[0.0; 7], 2, 2, 2), Err(ResizeError::Length { .. })));
+        assert_eq!(patches_to_32_u8(&[9; 2 * 64 * 64], 2, 64, 64).unwrap(), vec![9; 2048]);
+        assert_eq!(patches_to_32_f32(&[0.5; 3 * 5], 1, 3, 5).unwrap(), vec![0.5; 1024]);
+        assert_eq!(patches_to_32_u8(&[1, 2], 2, 1, 1).unwrap().len(), 2048);
     }
 }
