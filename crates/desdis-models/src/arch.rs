@@ -146,6 +146,10 @@ fn batch_norm_tensors(prefix: &str, channels: usize, affine: bool) -> Vec<Tensor
     tensors
 }
 
+/// The DesDis widths accepted: 1024 is 32 times the largest released student (about 150 M
+/// parameters), far past any useful size and still within a machine's memory.
+pub const DESDIS_DIMS: std::ops::RangeInclusive<usize> = 1..=1024;
+
 const KNOWN_NAMES: &str = "hardnet, sosnet, hynet, l2net, tfeat, desdis-<dim> (released: desdis-8, desdis-16, desdis-24, desdis-32)";
 
 impl Arch {
@@ -174,7 +178,10 @@ impl Arch {
     pub fn parse(name: &str) -> Result<Arch> {
         let lower = name.trim().to_ascii_lowercase();
         if let Some(rest) = lower.strip_prefix("desdis") {
-            return parse_desdis_dim(rest).map(|dim| Arch::DesDis { dim }).ok_or_else(|| unknown_name(name));
+            let dim = parse_desdis_dim(rest).ok_or_else(|| unknown_name(name))?;
+            let dim = check_desdis_dim(dim)
+                .map_err(|e| Error::UnknownArch(format!("`{name}`: {e} (known: {KNOWN_NAMES})")))?;
+            return Ok(Arch::DesDis { dim });
         }
         let compact: String = lower.chars().filter(|c| !matches!(c, '-' | '_')).collect();
         match compact.as_str() {
@@ -185,6 +192,13 @@ impl Arch {
             "tfeat" => Ok(Arch::TFeat),
             _ => Err(unknown_name(name)),
         }
+    }
+
+    /// A DesDis student of width `dim`, refused outside [`DESDIS_DIMS`]: the width sizes every
+    /// layer (up to `4 * dim` channels), so an unbounded one from a flag or a file would ask for
+    /// any amount of memory.
+    pub fn desdis(dim: usize) -> Result<Arch> {
+        check_desdis_dim(dim).map(|dim| Arch::DesDis { dim }).map_err(Error::UnknownArch)
     }
 
     /// Length of the descriptor.
@@ -272,7 +286,9 @@ impl Arch {
         } else if has("descr.0.weight") {
             Arch::TFeat
         } else if has("desc.1.weight") {
-            Arch::DesDis { dim: desdis_dim(sd)? }
+            let dim = desdis_dim(sd)?;
+            let dim = check_desdis_dim(dim).map_err(|e| Error::checkpoint(&sd.path, e))?;
+            Arch::DesDis { dim }
         } else if has("features.18.weight") {
             // L2-Net's head convolution; HardNet has its dropout at 18 (and 19 would be L2-Net's BN).
             Arch::L2Net
@@ -291,7 +307,19 @@ fn parse_desdis_dim(rest: &str) -> Option<usize> {
         return Some(32);
     }
     let digits = rest.strip_prefix(['-', ':', '_']).unwrap_or(rest);
-    digits.parse::<usize>().ok().filter(|&dim| dim > 0)
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        // A width too long for usize is still a width: report the bound, not an unknown name.
+        return Some(digits.parse::<usize>().unwrap_or(usize::MAX));
+    }
+    None
+}
+
+fn check_desdis_dim(dim: usize) -> std::result::Result<usize, String> {
+    if DESDIS_DIMS.contains(&dim) {
+        Ok(dim)
+    } else {
+        Err(format!("DesDis width {dim} is outside {}..={}", DESDIS_DIMS.start(), DESDIS_DIMS.end()))
+    }
 }
 
 fn unknown_name(name: &str) -> Error {

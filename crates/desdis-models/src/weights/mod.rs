@@ -57,7 +57,35 @@ pub fn load(source: &str, device: &Device) -> Result<StateDict> {
         pth::Format::Zip | pth::Format::Legacy => pth::read_pth_bytes(&path, &data, device)?,
         pth::Format::Other => read_safetensors_bytes(&path, &data, device)?,
     };
+    check_finite(&path, &tensors)?;
     Ok(StateDict { path, tensors })
+}
+
+/// Refuses a checkpoint with a NaN or infinite value in any float tensor, naming the tensor.
+///
+/// One Inf weight turns every descriptor into NaN, and one NaN weight can hide behind a ReLU and
+/// give finite but wrong descriptors, so a damaged checkpoint must fail at load, not later.
+pub fn check_finite(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let mut keys: Vec<&String> = tensors.keys().collect();
+    keys.sort_unstable();
+    for key in keys {
+        let tensor = &tensors[key];
+        if !tensor.dtype().is_float() {
+            continue;
+        }
+        let values = tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let bad = values.iter().filter(|v| !v.is_finite()).count();
+        if let Some(first) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::checkpoint(
+                path,
+                format!(
+                    "tensor `{key}` holds {bad} non-finite value(s) (first: {} at index {first}); the checkpoint is damaged",
+                    values[first]
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn read_safetensors_bytes(path: &Path, data: &[u8], device: &Device) -> Result<HashMap<String, Tensor>> {
