@@ -44,7 +44,7 @@ impl Schedule {
 // One value per run, never stored in bulk: boxing the large variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum DataSource {
     /// The set generated from the committed photos (cached under `cache_dir`, or the default cache).
     Embedded {
@@ -70,7 +70,9 @@ impl Default for DataSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistillConfig {
-    /// Teacher weights: a path (safetensors or `.pth`) or an `hf://` source.
+    /// Teacher weights: a path (safetensors or `.pth`) or an `hf://` source. Empty when omitted,
+    /// which [`TrainConfig::validate`] refuses with a clear message.
+    #[serde(default)]
     pub teacher: String,
     /// The teacher's architecture; detected from its keys when absent.
     #[serde(default)]
@@ -88,7 +90,9 @@ pub struct TrainConfig {
     pub arch: String,
     /// The triplet loss.
     pub loss: LossConfig,
-    /// The update rule.
+    /// The update rule. A partial `[optimizer]` table takes the omitted fields from its kind's
+    /// defaults (SGD: HardNet's; Adam: SOSNet's), and `kind` defaults to `sgd`.
+    #[serde(deserialize_with = "optimizer_table")]
     pub optimizer: OptimizerConfig,
     /// Base learning rate.
     pub lr: f64,
@@ -104,7 +108,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Random rotations by 90° and flips of each pair.
     pub augmentation: bool,
-    /// Training patches.
+    /// Training patches; a `[data]` table without `kind` is the embedded set.
+    #[serde(deserialize_with = "data_table")]
     pub data: DataSource,
     /// Validation pairs drawn from the embedded validation set each epoch (0: no validation).
     pub validation_pairs: usize,
@@ -133,6 +138,71 @@ impl Default for TrainConfig {
             distill: None,
         }
     }
+}
+
+/// Reads a `[data]` table, `kind` defaulting to `embedded` like the rest of the section.
+fn data_table<'de, D: serde::Deserializer<'de>>(de: D) -> std::result::Result<DataSource, D::Error> {
+    use serde::de::Error as _;
+    let mut table = toml::Table::deserialize(de)?;
+    table.entry("kind").or_insert_with(|| toml::Value::String("embedded".into()));
+    DataSource::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)
+}
+
+/// An `[optimizer]` table as written: every field optional, none unknown.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptimizerTable {
+    kind: Option<String>,
+    momentum: Option<f64>,
+    dampening: Option<f64>,
+    weight_decay: Option<f64>,
+    beta1: Option<f64>,
+    beta2: Option<f64>,
+    eps: Option<f64>,
+}
+
+/// Reads an `[optimizer]` table over its kind's defaults; a field of the other kind is an error
+/// (it would be ignored silently otherwise).
+fn optimizer_table<'de, D: serde::Deserializer<'de>>(
+    de: D,
+) -> std::result::Result<OptimizerConfig, D::Error> {
+    use serde::de::Error as _;
+    let t = OptimizerTable::deserialize(de)?;
+    let foreign = |names: &[(&str, Option<f64>)], kind: &str| {
+        names.iter().find(|(_, v)| v.is_some()).map_or(Ok(()), |(name, _)| {
+            Err(D::Error::custom(format!("`{name}` is not a setting of kind = \"{kind}\"")))
+        })
+    };
+    let mut cfg = match t.kind.as_deref().unwrap_or("sgd") {
+        "sgd" => {
+            foreign(&[("beta1", t.beta1), ("beta2", t.beta2), ("eps", t.eps)], "sgd")?;
+            OptimizerConfig::hardnet_sgd()
+        }
+        "adam" => {
+            foreign(&[("momentum", t.momentum), ("dampening", t.dampening)], "adam")?;
+            OptimizerConfig::adam()
+        }
+        other => {
+            return Err(D::Error::custom(format!(
+                "unknown optimizer kind `{other}`, expected `sgd` or `adam`"
+            )))
+        }
+    };
+    let keep = |field: &mut f64, given: Option<f64>| *field = given.unwrap_or(*field);
+    match &mut cfg {
+        OptimizerConfig::Sgd { momentum, dampening, weight_decay } => {
+            keep(momentum, t.momentum);
+            keep(dampening, t.dampening);
+            keep(weight_decay, t.weight_decay);
+        }
+        OptimizerConfig::Adam { beta1, beta2, eps, weight_decay } => {
+            keep(beta1, t.beta1);
+            keep(beta2, t.beta2);
+            keep(eps, t.eps);
+            keep(weight_decay, t.weight_decay);
+        }
+    }
+    Ok(cfg)
 }
 
 impl TrainConfig {
@@ -242,5 +312,38 @@ mod tests {
         assert_eq!((sosnet.lr, sosnet.optimizer), (1e-2, OptimizerConfig::adam()));
         assert_eq!(TrainConfig::for_teacher(LossKind::TFeat).lr, 0.1);
         assert!(TrainConfig::for_teacher(LossKind::HyNet).validate().is_ok());
+    }
+
+    #[test]
+    fn nested_tables_default_omitted_fields_and_refuse_unknown_ones() {
+        let parse = |text: &str| toml::from_str::<TrainConfig>(text).map_err(|e| e.to_string());
+        let err = parse("[optimizer]\nlrr = 3\n").unwrap_err();
+        assert!(err.contains("lrr"), "{err}");
+        let cfg = parse("[optimizer]\nkind = \"sgd\"\nmomentum = 0.5\n").unwrap();
+        assert_eq!(cfg.optimizer, OptimizerConfig::Sgd { momentum: 0.5, dampening: 0.9, weight_decay: 1e-4 });
+        let cfg = parse("[optimizer]\nkind = \"adam\"\neps = 1e-6\n").unwrap();
+        assert_eq!(
+            cfg.optimizer,
+            OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-6, weight_decay: 1e-4 }
+        );
+        assert!(parse("[optimizer]\nkind = \"sgd\"\nbeta1 = 0.5\n").unwrap_err().contains("beta1"));
+        assert!(parse("[optimizer]\nkind = \"rmsprop\"\n").unwrap_err().contains("rmsprop"));
+        assert!(parse("[data]\nkind = \"embedded\"\nlimitt = 3\n").unwrap_err().contains("limitt"));
+        assert!(parse("[data.config]\nseedd = 3\n").unwrap_err().contains("seedd"));
+        let cfg = parse("[data.config]\nseed = 3\n[data.config.cut]\nmax_keypoints = 10\n").unwrap();
+        let DataSource::Embedded { config, .. } = cfg.data else { panic!("embedded data") };
+        assert_eq!((config.seed, config.cut.max_keypoints), (3, 10));
+        assert!(parse("[loss]\nkind = \"hardnet\"\nmargn = 1\n").unwrap_err().contains("margn"));
+        let cfg = parse("[distill.rts]\nlambda = 0.5\n").unwrap();
+        assert!(cfg.validate().unwrap_err().to_string().contains("distill.teacher"));
+    }
+
+    #[test]
+    fn every_recipe_round_trips_through_toml() {
+        for kind in [LossKind::HardNet, LossKind::SosNet, LossKind::HyNet, LossKind::TFeat, LossKind::L2Net] {
+            let cfg = TrainConfig::for_teacher(kind);
+            let text = toml::to_string_pretty(&cfg).unwrap();
+            assert_eq!(TrainConfig::from_toml(&text, "test").unwrap(), cfg, "{text}");
+        }
     }
 }

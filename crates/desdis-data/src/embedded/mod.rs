@@ -38,6 +38,8 @@ pub const GENERATOR_VERSION: u32 = 1;
 
 /// Settings of the embedded set.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+// Omitted fields keep their defaults and misspelt ones are refused, as in every config table.
+#[serde(default, deny_unknown_fields)]
 pub struct EmbeddedConfig {
     /// Master seed.
     pub seed: u64,

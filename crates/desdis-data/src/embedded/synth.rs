@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 /// Ranges (sampled uniformly in `[-x, x]`) of the random homographies.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+// Omitted fields keep their defaults and misspelt ones are refused, as in every config table.
+#[serde(default, deny_unknown_fields)]
 pub struct WarpRange {
     /// Rotation about the image centre, degrees.
     pub rotation_deg: f64,
@@ -41,6 +43,8 @@ impl Default for WarpRange {
 
 /// Ranges of the photometric changes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+// Omitted fields keep their defaults and misspelt ones are refused, as in every config table.
+#[serde(default, deny_unknown_fields)]
 pub struct PhotometricRange {
     /// Natural log of the gain.
     pub log_gain: f64,
@@ -62,6 +66,8 @@ impl Default for PhotometricRange {
 
 /// Settings of a synthetic sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+// Omitted fields keep their defaults and misspelt ones are refused, as in every config table.
+#[serde(default, deny_unknown_fields)]
 pub struct SequenceConfig {
     /// Images in the sequence, the reference included.
     pub images: usize,

@@ -20,6 +20,8 @@ use std::path::Path;
 
 /// Patch cutting settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+// Omitted fields keep their defaults and misspelt ones are refused, as in every config table.
+#[serde(default, deny_unknown_fields)]
 pub struct CutConfig {
     /// Side of the output patches in pixels.
     pub patch_size: usize,

@@ -5,6 +5,8 @@ use image::GrayImage;
 
 /// Detector settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+// Omitted fields keep their defaults and misspelt ones are refused, as in every config table.
+#[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
     /// Octaves at most (each halves the resolution).
     pub octaves: usize,
