@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use desdis_data::phototour::{self, CachePolicy};
-use desdis_data::sequence::{CutConfig, Sequence};
-use desdis_eval::{describe_f32, evaluate_sequence, fpr95, pair_distances, write_atomic, write_json_atomic};
+use desdis_data::sequence::{cut_patches, CutConfig, Sequence};
+use desdis_eval::{describe_f32, evaluate_cut, fpr95, pair_distances, write_atomic, write_json_atomic};
 use desdis_models::arch::Arch;
 use desdis_models::device::{device_name, select_device};
 use desdis_models::nets::{load_net, Net};
@@ -34,7 +34,9 @@ pub struct Describe {
     /// resized (64x64: 2x2 area average; others: bilinear as OpenCV's INTER_LINEAR).
     #[arg(long)]
     input: PathBuf,
-    /// Output .npy: float32 (N, D) descriptors.
+    /// Output .npy: float32 (N, D) descriptors, written to a temporary file and renamed into
+    /// place. An existing path that is not a regular file (a symlink, FIFO, device, directory) is
+    /// refused, never replaced.
     #[arg(long)]
     output: PathBuf,
     /// Patches per forward pass.
@@ -48,6 +50,8 @@ pub struct Describe {
 
 impl Describe {
     pub fn run(self) -> Result<()> {
+        // Before any work: a refused output should not cost a whole run.
+        check_output_path(&self.output)?;
         let net = load(self.weights.as_deref(), self.arch.as_deref(), self.device.as_deref())?;
         let patches = read_patches(&self.input)?;
         let n = patches.len() / desdis_data::PATCH_LEN;
@@ -83,7 +87,8 @@ pub struct Eval {
     /// Seed of the frame jitter when cutting a sequence.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write the scores as JSON here too.
+    /// Write the scores as JSON here too (refused, like `describe --output`, when the path exists
+    /// and is not a regular file).
     #[arg(long)]
     json: Option<PathBuf>,
     /// Device: `cpu`, `cuda` or `cuda:N`. Default: the first GPU when the binary was built with
@@ -94,12 +99,14 @@ pub struct Eval {
 
 impl Eval {
     pub fn run(self) -> Result<()> {
+        if let Some(path) = &self.json {
+            check_output_path(path)?;
+        }
         let net = load(Some(&self.weights), self.arch.as_deref(), self.device.as_deref())?;
         let scores = match (&self.phototour, &self.pairs, &self.sequence) {
             (Some(dir), Some(pairs), None) => phototour_fpr95(&net, dir, pairs)?,
             (None, None, Some(dir)) => {
-                let seq = Sequence::load(dir)?;
-                let s = evaluate_sequence(&net, &seq, &CutConfig::default(), self.seed)?;
+                let s = sequence_scores(&net, dir, self.seed)?;
                 serde_json::json!({ "sequence": dir, "fpr95": s.fpr95, "verification_ap": s.verification_ap,
                     "matching_map": s.matching_map, "retrieval_map": s.retrieval_map })
             }
@@ -111,6 +118,22 @@ impl Eval {
         }
         Ok(())
     }
+}
+
+/// Scores of `net` on the image sequence in `dir`.
+fn sequence_scores(net: &Net, dir: &Path, seed: u64) -> Result<desdis_eval::SequenceScores> {
+    let seq = Sequence::load(dir)?;
+    let cut = cut_patches(&seq, &CutConfig::default(), seed)
+        .with_context(|| format!("{}: cannot cut patches", dir.display()))?;
+    // No keypoint of image 1 lands inside every other image when a homography maps outside
+    // them: say so, instead of failing later on an empty descriptor matrix.
+    if cut.num_points() == 0 {
+        bail!(
+            "{}: no keypoint of 1.png maps inside every image of the sequence (check the H_1_k homographies)",
+            dir.display()
+        );
+    }
+    evaluate_cut(net, &cut).with_context(|| format!("{}: cannot evaluate the sequence", dir.display()))
 }
 
 /// FPR95 of `net` over the pairs of a PhotoTour pair file; only the patches the pairs use are described.
@@ -138,6 +161,34 @@ pub(crate) fn load(weights: Option<&str>, arch: Option<&str>, device: Option<&st
         ),
     };
     Ok(load_net(&source, arch, &device)?)
+}
+
+/// Outputs are written to a temporary file renamed over the path, which would turn a symlink, a
+/// FIFO or a device node into a regular file (as root, `/dev/full` would be destroyed). Such a
+/// path is refused; a missing path or a regular file is fine. A symlink is refused too, even to a
+/// regular file: replacing the link and writing through it would each surprise someone.
+pub(crate) fn check_output_path(path: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("{}: cannot inspect the output path", path.display()))
+        }
+    };
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "a special file (FIFO, socket or device)"
+    };
+    bail!(
+        "{}: the output path exists and is {what}, not a regular file; refusing to replace it",
+        path.display()
+    )
 }
 
 fn write_npy_f32(path: &Path, values: &[f32], rows: usize, cols: usize) -> Result<()> {

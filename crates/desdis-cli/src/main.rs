@@ -5,6 +5,8 @@ mod gpu_check;
 mod input;
 mod train;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 
 /// Learned local patch descriptors (HardNet, SOSNet, HyNet, L2-Net, TFeat, DesDis students).
@@ -36,6 +38,8 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_env("DESDIS_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: in a log file or a pipe they are noise.
+        .with_ansi(color_stderr())
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -46,7 +50,46 @@ fn main() {
         Command::GpuCheck(cmd) => cmd.run(),
     };
     if let Err(err) = result {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", error_chain(&err));
         std::process::exit(1);
+    }
+}
+
+fn color_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The error and its causes on one line, each cause once: many errors already print their
+/// source in their own message (`path: io error`), and repeating it would say everything twice.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("data.npy: {source}")]
+    struct WithSource {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::other("disk on fire");
+        let err = anyhow::Error::new(WithSource { source: io }).context("describing failed");
+        assert_eq!(error_chain(&err), "describing failed: data.npy: disk on fire");
     }
 }

@@ -1,11 +1,13 @@
 //! `desdis train` and `desdis distill`: a TOML config (every field has a default), flags that
 //! override it, and a self-describing run directory that `--resume` continues exactly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use desdis_loss::{LossKind, RtsConfig};
+use desdis_models::nets::check_state_dict;
+use desdis_models::weights::StateDict;
 use desdis_train::{DataSource, DistillConfig, RunDir, TrainConfig};
 use serde::de::DeserializeOwned;
 
@@ -216,19 +218,78 @@ fn ensure_no_overrides(common: &Common, other_settings: bool) -> Result<()> {
 fn start(cfg: &TrainConfig, common: &Common) -> Result<()> {
     let out = &common.out;
     if out.join("config.toml").exists() {
-        bail!("{} already holds a run: continue it with --resume, or choose another --out", out.display());
+        if has_progress(out) {
+            bail!(
+                "{} already holds a run: continue it with --resume, or choose another --out",
+                out.display()
+            );
+        }
+        // A start that failed (bad teacher, bad data) or was killed before its first checkpoint
+        // leaves only config.toml and a few metric rows: nothing to lose, so a new start takes
+        // the directory over instead of blocking it for good.
+        tracing::warn!("{}: replacing a run that never reached a checkpoint", out.display());
+        discard_unstarted_run(out)?;
     }
     let run =
         RunDir::create(out, cfg).with_context(|| format!("creating the run directory {}", out.display()))?;
     finish(cfg, &run, false, common.device.as_deref())
 }
 
+/// Whether the run in `out` has anything worth keeping: a checkpoint (complete or being
+/// written), final weights or results.
+fn has_progress(out: &Path) -> bool {
+    let checkpoints = std::fs::read_dir(out.join("checkpoints"))
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name == "latest" || name.starts_with("step-")
+            })
+        })
+        .unwrap_or(false);
+    checkpoints || out.join("model.safetensors").exists() || out.join("results.json").exists()
+}
+
+/// Removes what an unstarted run wrote (only the files a run writes, never the folder itself:
+/// `--out` may hold other things).
+fn discard_unstarted_run(out: &Path) -> Result<()> {
+    for name in ["config.toml", "metrics.csv"] {
+        let path = out.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot remove", path.display())),
+        }
+    }
+    Ok(())
+}
+
 fn resume(common: &Common) -> Result<()> {
     let out = &common.out;
     let run = RunDir::open(out).with_context(|| format!("opening the run directory {}", out.display()))?;
     let cfg: TrainConfig = run.read_config()?;
-    cfg.validate()?;
+    cfg.validate().with_context(|| format!("{}", run.path("config.toml").display()))?;
+    check_checkpoint_arch(&run, &cfg)?;
     finish(&cfg, &run, true, common.device.as_deref())
+}
+
+/// The checkpoint a resume would load must hold the config's architecture, tensor for tensor:
+/// checked here so that a mismatch names the file and the tensor instead of failing deep inside
+/// the tensor library.
+fn check_checkpoint_arch(run: &RunDir, cfg: &TrainConfig) -> Result<()> {
+    let Some((dir, _)) = run.latest_checkpoint()? else { return Ok(()) };
+    let path = dir.join("model.safetensors");
+    let tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let sd = StateDict { path, tensors };
+    let arch = cfg.student_arch()?;
+    check_state_dict(&sd, arch).with_context(|| {
+        format!(
+            "the checkpoint does not match arch = {:?} in {}",
+            cfg.arch,
+            run.path("config.toml").display()
+        )
+    })?;
+    Ok(())
 }
 
 fn finish(cfg: &TrainConfig, run: &RunDir, resume: bool, device: Option<&str>) -> Result<()> {
