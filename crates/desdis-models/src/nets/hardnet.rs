@@ -46,13 +46,30 @@ impl HardNet {
     }
 }
 
+impl HardNet {
+    /// The final normalisation, from [`HardNet::forward_raw_t`]'s output to the descriptors.
+    ///
+    /// # Shapes
+    /// `(B, D)` -> `(B, D)`, unit rows
+    pub fn normalize(raw: &Tensor) -> Result<Tensor> {
+        l2_normalize(raw)
+    }
+
+    /// The descriptors before the final L2 normalisation (HyNet's loss penalises their norms).
+    ///
+    /// # Shapes
+    /// `(B, 1, 32, 32)` -> `(B, D)`
+    pub fn forward_raw_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let x = conv_bn_relu_chain_t(&self.trunk, &input_norm(x, INPUT_EPS)?, train)?;
+        self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?.flatten_from(1)
+    }
+}
+
 impl ModuleT for HardNet {
     /// # Shapes
     /// `(B, 1, 32, 32)` -> `(B, 128)`, unit rows
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = conv_bn_relu_chain_t(&self.trunk, &input_norm(x, INPUT_EPS)?, train)?;
-        let x = self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?;
-        l2_normalize(&x.flatten_from(1)?)
+        Self::normalize(&self.forward_raw_t(x, train)?)
     }
 }
 

@@ -91,16 +91,33 @@ impl HyNet {
     }
 }
 
-impl ModuleT for HyNet {
+impl HyNet {
+    /// The final normalisation, from [`HyNet::forward_raw_t`]'s output to the descriptors.
+    ///
     /// # Shapes
-    /// `(B, 1, 32, 32)` -> `(B, 128)`, unit rows
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// `(B, D)` -> `(B, D)`, unit rows
+    pub fn normalize(raw: &Tensor) -> Result<Tensor> {
+        l2_normalize(raw)
+    }
+
+    /// The descriptors before the final L2 normalisation (HyNet's loss penalises their norms).
+    ///
+    /// # Shapes
+    /// `(B, 1, 32, 32)` -> `(B, D)`
+    pub fn forward_raw_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = self.input_frn.forward_with_tlu(&self.input_tlu, x)?;
         for block in &self.trunk {
             x = block.forward(&x)?;
         }
-        let x = self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?;
-        l2_normalize(&x.flatten_from(1)?)
+        self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?.flatten_from(1)
+    }
+}
+
+impl ModuleT for HyNet {
+    /// # Shapes
+    /// `(B, 1, 32, 32)` -> `(B, 128)`, unit rows
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Self::normalize(&self.forward_raw_t(x, train)?)
     }
 }
 

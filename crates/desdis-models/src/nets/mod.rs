@@ -154,6 +154,50 @@ impl Net {
     }
 }
 
+/// What a net returns for a batch in [`Net::describe_t`].
+#[derive(Debug, Clone)]
+pub struct Descriptors {
+    /// The descriptors, as [`ModuleT::forward_t`] returns them, `(B, D)`.
+    pub descriptors: Tensor,
+    /// The output before the final normalisation, `(B, D)`: what HyNet's norm penalty needs.
+    /// The descriptors themselves for nets that end without one (L2-Net, TFeat).
+    pub raw: Tensor,
+}
+
+impl Net {
+    /// Descriptors of patches with values in `0..1`: the net scales them to its own
+    /// [`Arch::input_range`], so no caller has to. One forward pass gives both outputs.
+    ///
+    /// # Shapes
+    /// `(B, 1, 32, 32)` in `0..1` -> `(B, D)` descriptors and `(B, D)` raw outputs
+    pub fn describe_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Descriptors> {
+        check_input(self.arch, x)?;
+        let x = x.to_device(&self.device)?.to_dtype(self.dtype)?;
+        let range = f64::from(self.arch.input_range());
+        let x = if range == 1.0 { x } else { (x * range)? };
+        let (descriptors, raw) = match &self.inner {
+            Inner::HardNet(net) => normalized(net.forward_raw_t(&x, train)?, HardNet::normalize)?,
+            Inner::SosNet(net) => normalized(net.forward_raw_t(&x, train)?, SosNet::normalize)?,
+            Inner::HyNet(net) => normalized(net.forward_raw_t(&x, train)?, HyNet::normalize)?,
+            Inner::DesDis(net) => normalized(net.forward_raw_t(&x, train)?, DesDis::normalize)?,
+            Inner::L2Net(net) => unnormalized(net.forward_t(&x, train)?),
+            Inner::TFeat(net) => unnormalized(net.forward_t(&x, train)?),
+        };
+        Ok(Descriptors { descriptors, raw })
+    }
+}
+
+fn normalized(
+    raw: Tensor,
+    normalize: fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    Ok((normalize(&raw)?, raw))
+}
+
+fn unnormalized(descriptors: Tensor) -> (Tensor, Tensor) {
+    (descriptors.clone(), descriptors)
+}
+
 /// Checks `x` is a non-empty `(B, 1, 32, 32)` batch.
 fn check_input(arch: Arch, x: &Tensor) -> candle_core::Result<()> {
     match x.dims() {

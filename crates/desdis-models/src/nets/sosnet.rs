@@ -50,14 +50,31 @@ impl SosNet {
     }
 }
 
+impl SosNet {
+    /// The final normalisation, from [`SosNet::forward_raw_t`]'s output to the descriptors.
+    ///
+    /// # Shapes
+    /// `(B, D)` -> `(B, D)`, unit rows
+    pub fn normalize(raw: &Tensor) -> Result<Tensor> {
+        // SOSNet adds 1e-10 before its LocalResponseNorm(256, alpha=256, beta=0.5, k=0).
+        channel_normalize(&(raw + L2_EPS)?, 0.0)
+    }
+
+    /// The descriptors before the final L2 normalisation (HyNet's loss penalises their norms).
+    ///
+    /// # Shapes
+    /// `(B, 1, 32, 32)` -> `(B, D)`
+    pub fn forward_raw_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let x = conv_bn_relu_chain_t(&self.trunk, &self.input_norm.forward(x)?, train)?;
+        self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?.flatten_from(1)
+    }
+}
+
 impl ModuleT for SosNet {
     /// # Shapes
     /// `(B, 1, 32, 32)` -> `(B, 128)`, unit rows
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = conv_bn_relu_chain_t(&self.trunk, &self.input_norm.forward(x)?, train)?;
-        let x = self.head.forward_t(&self.dropout.forward_t(&x, train)?, train)?;
-        // SOSNet adds 1e-10 before its LocalResponseNorm(256, alpha=256, beta=0.5, k=0).
-        channel_normalize(&(x.flatten_from(1)? + L2_EPS)?, 0.0)
+        Self::normalize(&self.forward_raw_t(x, train)?)
     }
 }
 
