@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::batch::PairBatch;
 use crate::error::Result;
 use crate::recipe::LossConfig;
-use crate::rts::{teacher_student_regularizer, RtsConfig};
-use crate::triplet::TripletLoss;
+use crate::rts::{teacher_student_regularizer_on, RtsConfig};
+use crate::triplet::{Mined, TripletLoss};
 
 /// The loss of one distillation step, with its parts for logging.
 #[derive(Clone, Debug)]
@@ -18,6 +18,8 @@ pub struct DistillationLoss {
     pub triplet: Tensor,
     /// `R_ts`, unweighted.
     pub rts: Tensor,
+    /// The pairs both terms were computed on, mined once on the student.
+    pub mined: Mined,
 }
 
 /// `L = L_triplet(student) + lambda * R_ts(student, teacher)`.
@@ -34,7 +36,9 @@ impl Distillation {
         Ok(Self { triplet, rts })
     }
 
-    /// The loss of a step. The teacher descriptors are treated as constants.
+    /// The loss of a step. The teacher descriptors are treated as constants. The student's
+    /// negatives are mined once, by the triplet loss's own rule, and the same pairs enter
+    /// `R_ts`: the objective constrains the similarity of exactly the pairs it trains on.
     ///
     /// # Shapes
     /// - `student`: `(N, D_s)` anchors and positives, `N >= 2` (with raw descriptors if the
@@ -46,10 +50,18 @@ impl Distillation {
         teacher_anchors: &Tensor,
         teacher_positives: &Tensor,
     ) -> Result<DistillationLoss> {
-        let triplet = self.triplet.loss(student)?;
-        let rts = teacher_student_regularizer(student, teacher_anchors, teacher_positives, &self.rts)?;
+        let mined = self.triplet.mine(student)?;
+        let triplet = self.triplet.loss_mined(student, &mined)?;
+        let negatives = mined.negatives.clone();
+        let rts = teacher_student_regularizer_on(
+            student,
+            teacher_anchors,
+            teacher_positives,
+            negatives,
+            &self.rts,
+        )?;
         let total = (&triplet + (&rts * self.rts.lambda)?)?;
-        Ok(DistillationLoss { total, triplet, rts })
+        Ok(DistillationLoss { total, triplet, rts, mined })
     }
 }
 

@@ -7,7 +7,7 @@ use crate::batch::PairBatch;
 use crate::distance::Metric;
 use crate::error::{check_at_least, Result};
 use crate::mining::{hardest_negatives, Mining, FALSE_NEGATIVE_DISTANCE};
-use crate::triplet::{masked_mean, MinedDistances, TripletLoss};
+use crate::triplet::{masked_mean, Mined, MinedDistances, TripletLoss};
 
 /// Settings of [`HardNetLoss`]; the defaults are HardNet's published ones.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,12 +66,18 @@ impl HardNetLoss {
 impl TripletLoss for HardNetLoss {
     /// # Shapes
     /// - `batch`: `(N, D)` anchors and positives, `N >= 2` → `()`
-    fn loss(&self, batch: &PairBatch) -> Result<Tensor> {
+    /// # Shapes
+    /// - `batch`: `(N, D)` anchors and positives, `N >= 2` → `()`
+    fn loss_mined(&self, batch: &PairBatch, mined: &Mined) -> Result<Tensor> {
         let c = &self.config;
-        let negatives = hardest_negatives(batch, c.metric, c.mining, c.false_negative_threshold)?;
-        let d = MinedDistances::new(batch, &negatives, c.metric)?;
+        let d = MinedDistances::new(batch, &mined.negatives, c.metric)?;
         let hinge = ((&d.positive - &d.negative)? + c.margin)?.relu()?;
         masked_mean(&hinge, d.valid.as_ref())
+    }
+
+    fn mine(&self, batch: &PairBatch) -> Result<Mined> {
+        let c = &self.config;
+        Ok(Mined::negatives(hardest_negatives(batch, c.metric, c.mining, c.false_negative_threshold)?))
     }
 
     fn name(&self) -> &'static str {

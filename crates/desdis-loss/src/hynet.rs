@@ -8,7 +8,7 @@ use crate::batch::PairBatch;
 use crate::distance::{Metric, DISTANCE_EPS};
 use crate::error::{check_at_least, input, Result};
 use crate::mining::{hardest_negatives, Mining, FALSE_NEGATIVE_DISTANCE};
-use crate::triplet::{masked_mean, MinedDistances, TripletLoss};
+use crate::triplet::{masked_mean, Mined, MinedDistances, TripletLoss};
 
 /// Settings of [`HyNetLoss`]; the defaults are HyNet's published ones.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,12 +87,19 @@ impl HyNetLoss {
     /// # Shapes
     /// - `batch`: `(N, D)` anchors and positives, `N >= 2`, with raw `(N, D_raw)` → two scalars
     pub fn terms(&self, batch: &PairBatch) -> Result<HyNetTerms> {
+        self.terms_mined(batch, &self.mine(batch)?)
+    }
+
+    /// Both terms on the negatives of `mined`.
+    ///
+    /// # Shapes
+    /// - `batch`: `(N, D)` anchors and positives, `N >= 2`, with raw `(N, D_raw)` → two scalars
+    pub fn terms_mined(&self, batch: &PairBatch, mined: &Mined) -> Result<HyNetTerms> {
         let Some((raw_a, raw_p)) = batch.raw() else {
             return Err(input("the HyNet loss needs the raw descriptors (PairBatch::with_raw)"));
         };
         let c = &self.config;
-        let negatives = hardest_negatives(batch, c.metric, c.mining, c.false_negative_threshold)?;
-        let d = MinedDistances::new(batch, &negatives, c.metric)?;
+        let d = MinedDistances::new(batch, &mined.negatives, c.metric)?;
         let hinge = ((self.hybrid(&d.positive)? - self.hybrid(&d.negative)?)? + c.margin)?.relu()?;
         let norm_gap = (safe_norm(raw_a)? - safe_norm(raw_p)?)?;
         Ok(HyNetTerms { triplet: masked_mean(&hinge, d.valid.as_ref())?, norm: norm_gap.sqr()?.mean_all()? })
@@ -115,9 +122,14 @@ fn safe_norm(x: &Tensor) -> Result<Tensor> {
 impl TripletLoss for HyNetLoss {
     /// # Shapes
     /// - `batch`: `(N, D)` anchors and positives, `N >= 2`, with raw `(N, D_raw)` → `()`
-    fn loss(&self, batch: &PairBatch) -> Result<Tensor> {
-        let terms = self.terms(batch)?;
+    fn loss_mined(&self, batch: &PairBatch, mined: &Mined) -> Result<Tensor> {
+        let terms = self.terms_mined(batch, mined)?;
         Ok((terms.triplet + (terms.norm * self.config.norm_weight)?)?)
+    }
+
+    fn mine(&self, batch: &PairBatch) -> Result<Mined> {
+        let c = &self.config;
+        Ok(Mined::negatives(hardest_negatives(batch, c.metric, c.mining, c.false_negative_threshold)?))
     }
 
     fn name(&self) -> &'static str {

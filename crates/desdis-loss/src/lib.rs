@@ -49,8 +49,9 @@ pub use mining::{
 };
 pub use recipe::{LossConfig, LossKind};
 pub use rts::{
-    pair_similarities, teacher_student_regularizer, PairSimilarities, RtsConfig, RtsForm, Similarity,
+    pair_similarities, pair_similarities_on, teacher_student_regularizer, teacher_student_regularizer_on,
+    PairSimilarities, RtsConfig, RtsForm, Similarity,
 };
 pub use sosnet::{SosNetConfig, SosNetLoss, SosNetTerms};
 pub use tfeat::{TfeatConfig, TfeatLoss, TfeatNegatives};
-pub use triplet::TripletLoss;
+pub use triplet::{Mined, TripletLoss};

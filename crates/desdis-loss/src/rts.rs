@@ -1,5 +1,9 @@
 //! The DesDis teacher-student regularizer `R_ts`: on the same positive pairs and the same hardest
 //! negative pairs, the student's similarity should not stray from the frozen teacher's.
+//!
+//! Both sides are L2-normalised here, whatever the nets return: TFeat and L2-Net do not end in a
+//! unit-norm layer, and on their raw outputs a "cosine" would be a scaled dot product and the
+//! unit-sphere distance meaningless. For nets that already normalise this changes nothing.
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -86,9 +90,9 @@ pub struct PairSimilarities {
     pub negatives: Negatives,
 }
 
-/// The similarities `R_ts` compares. The teacher descriptors are detached (the teacher is
-/// frozen) and converted to the student's dtype and device; their length may differ from the
-/// student's.
+/// The similarities `R_ts` compares, on negatives mined from the normalised student as HardNet
+/// mines (anchor swap). The teacher descriptors are detached (the teacher is frozen) and
+/// converted to the student's dtype and device; their length may differ from the student's.
 ///
 /// # Shapes
 /// - `student`: `(N, D_s)` anchors and positives, `N >= 2`
@@ -99,14 +103,51 @@ pub fn pair_similarities(
     teacher_positives: &Tensor,
     config: &RtsConfig,
 ) -> Result<PairSimilarities> {
-    let (ta, tp) = teacher_like_student(student, teacher_anchors, teacher_positives)?;
+    let unit = PairBatch::new(unit_rows(student.anchors())?, unit_rows(student.positives())?)?;
     let negatives =
-        hardest_negatives(student, Metric::UnitSphere, Mining::AnchorSwap, config.false_negative_threshold)?;
-    let (student_positive, student_negative) =
-        similarities(student.anchors(), student.positives(), &negatives, config.similarity)?;
-    let (teacher_positive, teacher_negative) = similarities(&ta, &tp, &negatives, config.similarity)?;
+        hardest_negatives(&unit, Metric::UnitSphere, Mining::AnchorSwap, config.false_negative_threshold)?;
+    pair_similarities_on(student, teacher_anchors, teacher_positives, negatives, config)
+}
+
+/// [`pair_similarities`] on given negative pairs (those the student's triplet loss mined).
+///
+/// # Shapes
+/// - `student`: `(N, D_s)` anchors and positives, `N >= 2`; `negatives`: `N` pairs
+/// - `teacher_anchors`, `teacher_positives`: `(N, D_t)` → four `(N,)` tensors
+pub fn pair_similarities_on(
+    student: &PairBatch,
+    teacher_anchors: &Tensor,
+    teacher_positives: &Tensor,
+    negatives: Negatives,
+    config: &RtsConfig,
+) -> Result<PairSimilarities> {
+    student.require_negatives()?;
+    if negatives.len() != student.len() {
+        return Err(input(format!(
+            "{} negative pairs for a batch of {} pairs",
+            negatives.len(),
+            student.len()
+        )));
+    }
+    let (ta, tp) = teacher_like_student(student, teacher_anchors, teacher_positives)?;
+    let (sa, sp) = (unit_rows(student.anchors())?, unit_rows(student.positives())?);
+    let (student_positive, student_negative) = similarities(&sa, &sp, &negatives, config.similarity)?;
+    let (teacher_positive, teacher_negative) =
+        similarities(&unit_rows(&ta)?, &unit_rows(&tp)?, &negatives, config.similarity)?;
     Ok(PairSimilarities { student_positive, student_negative, teacher_positive, teacher_negative, negatives })
 }
+
+/// Rows scaled to unit length (differentiable; a zero row stays near zero).
+///
+/// # Shapes
+/// - `x`: `(N, D)` → `(N, D)`
+fn unit_rows(x: &Tensor) -> Result<Tensor> {
+    let norm = (x.sqr()?.sum_keepdim(1)?.sqrt()? + UNIT_EPS)?;
+    Ok(x.broadcast_div(&norm)?)
+}
+
+/// Keeps [`unit_rows`] finite on a zero row; far below any real descriptor's norm.
+const UNIT_EPS: f64 = 1e-12;
 
 /// `R_ts = mean_i [pos_i + neg_i]` with the two penalties of `config.form`; a pair without a
 /// valid negative contributes only its positive penalty. Unweighted: `lambda` is applied by
@@ -122,7 +163,29 @@ pub fn teacher_student_regularizer(
     config: &RtsConfig,
 ) -> Result<Tensor> {
     config.validate()?;
-    let s = pair_similarities(student, teacher_anchors, teacher_positives, config)?;
+    regularizer_of(&pair_similarities(student, teacher_anchors, teacher_positives, config)?, config)
+}
+
+/// [`teacher_student_regularizer`] on given negative pairs: those the student's triplet loss
+/// mined this step, so both terms constrain the same pairs.
+///
+/// # Shapes
+/// - `student`: `(N, D_s)` anchors and positives, `N >= 2`; `negatives`: `N` pairs
+/// - `teacher_anchors`, `teacher_positives`: `(N, D_t)` → `()`
+pub fn teacher_student_regularizer_on(
+    student: &PairBatch,
+    teacher_anchors: &Tensor,
+    teacher_positives: &Tensor,
+    negatives: Negatives,
+    config: &RtsConfig,
+) -> Result<Tensor> {
+    config.validate()?;
+    let s = pair_similarities_on(student, teacher_anchors, teacher_positives, negatives, config)?;
+    regularizer_of(&s, config)
+}
+
+/// `mean_i [pos_i + neg_i]` of the similarity gaps in `s`.
+fn regularizer_of(s: &PairSimilarities, config: &RtsConfig) -> Result<Tensor> {
     let positive_gap = (&s.student_positive - &s.teacher_positive)?;
     let negative_gap = (&s.student_negative - &s.teacher_negative)?;
     let (pos, mut neg) = match config.form {

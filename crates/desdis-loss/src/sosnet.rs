@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::PairBatch;
 use crate::distance::{gathered_distance, Metric, DISTANCE_EPS};
-use crate::error::{check_at_least, config, Result};
+use crate::error::{check_at_least, config, input, Result};
 use crate::mining::{hardest_negatives_and_neighbours, Mining, FALSE_NEGATIVE_DISTANCE};
-use crate::triplet::{masked_mean, MinedDistances, TripletLoss};
+use crate::triplet::{masked_mean, Mined, MinedDistances, TripletLoss};
 
 /// Settings of [`SosNetLoss`]; the defaults are SOSNet's published ones.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,13 +88,25 @@ impl SosNetLoss {
     /// # Shapes
     /// - `batch`: `(N, D)` anchors and positives, `N >= 2` → two scalars
     pub fn terms(&self, batch: &PairBatch) -> Result<SosNetTerms> {
+        self.terms_mined(batch, &self.mine(batch)?)
+    }
+
+    /// Both terms on the negatives and neighbours of `mined`.
+    ///
+    /// # Shapes
+    /// - `batch`: `(N, D)` anchors and positives, `N >= 2` → two scalars
+    pub fn terms_mined(&self, batch: &PairBatch, mined: &Mined) -> Result<SosNetTerms> {
         let c = &self.config;
-        let (negatives, of_anchors, of_positives) =
-            hardest_negatives_and_neighbours(batch, c.metric, c.mining, c.false_negative_threshold, c.knn)?;
-        let d = MinedDistances::new(batch, &negatives, c.metric)?;
+        let Some((of_anchors, of_positives)) = &mined.neighbours else {
+            return Err(input(
+                "the SOSNet loss needs the neighbours its own mining finds (SosNetLoss::mine)",
+            ));
+        };
+        let d = MinedDistances::new(batch, &mined.negatives, c.metric)?;
         let hinge = ((&d.positive - &d.negative)? + c.margin)?.relu()?;
         let fos = masked_mean(&hinge.sqr()?, d.valid.as_ref())?;
-        let sos = self.second_order(batch, NeighbourTable::new(of_anchors, of_positives))?;
+        let table = NeighbourTable::new(of_anchors.clone(), of_positives.clone());
+        let sos = self.second_order(batch, table)?;
         Ok(SosNetTerms { fos, sos })
     }
 
@@ -114,9 +126,16 @@ impl SosNetLoss {
 impl TripletLoss for SosNetLoss {
     /// # Shapes
     /// - `batch`: `(N, D)` anchors and positives, `N >= 2` → `()`
-    fn loss(&self, batch: &PairBatch) -> Result<Tensor> {
-        let terms = self.terms(batch)?;
+    fn loss_mined(&self, batch: &PairBatch, mined: &Mined) -> Result<Tensor> {
+        let terms = self.terms_mined(batch, mined)?;
         Ok((terms.fos + (terms.sos * self.config.sos_weight)?)?)
+    }
+
+    fn mine(&self, batch: &PairBatch) -> Result<Mined> {
+        let c = &self.config;
+        let (negatives, of_anchors, of_positives) =
+            hardest_negatives_and_neighbours(batch, c.metric, c.mining, c.false_negative_threshold, c.knn)?;
+        Ok(Mined { negatives, neighbours: Some((of_anchors, of_positives)) })
     }
 
     fn name(&self) -> &'static str {

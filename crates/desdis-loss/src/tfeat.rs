@@ -8,7 +8,7 @@ use crate::batch::PairBatch;
 use crate::distance::Metric;
 use crate::error::{check_at_least, Result};
 use crate::mining::{hardest_negatives, shifted_negatives, Mining};
-use crate::triplet::{masked_mean, MinedDistances, TripletLoss};
+use crate::triplet::{masked_mean, Mined, MinedDistances, TripletLoss};
 
 /// Where TFeat's negative comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,9 +80,7 @@ impl TfeatLoss {
 }
 
 impl TripletLoss for TfeatLoss {
-    /// # Shapes
-    /// - `batch`: `(N, D)` anchors and positives, `N >= 2` → `()`
-    fn loss(&self, batch: &PairBatch) -> Result<Tensor> {
+    fn mine(&self, batch: &PairBatch) -> Result<Mined> {
         let c = &self.config;
         let negatives = match c.negatives {
             TfeatNegatives::Shifted => {
@@ -93,7 +91,14 @@ impl TripletLoss for TfeatLoss {
                 hardest_negatives(batch, c.metric, mining, c.false_negative_threshold)?
             }
         };
-        let d = MinedDistances::new(batch, &negatives, c.metric)?;
+        Ok(Mined::negatives(negatives))
+    }
+
+    /// # Shapes
+    /// - `batch`: `(N, D)` anchors and positives, `N >= 2` → `()`
+    fn loss_mined(&self, batch: &PairBatch, mined: &Mined) -> Result<Tensor> {
+        let c = &self.config;
+        let d = MinedDistances::new(batch, &mined.negatives, c.metric)?;
         let hinge = ((&d.positive - &d.negative)? + c.margin)?.relu()?;
         masked_mean(&hinge, d.valid.as_ref())
     }

@@ -5,16 +5,48 @@ use candle_core::Tensor;
 use crate::batch::PairBatch;
 use crate::distance::{gathered_distance, paired_distance, Metric};
 use crate::error::Result;
-use crate::mining::Negatives;
+use crate::mining::{Negatives, Neighbours};
+
+/// What a loss mines from a batch: index sets only, no gradient. Mined once per step, the same
+/// negatives feed the triplet term and `R_ts` ([`crate::Distillation`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mined {
+    /// One negative pair per batch pair.
+    pub negatives: Negatives,
+    /// The nearest anchors of each anchor and the nearest positives of each positive, for losses
+    /// with a second-order term (SOSNet); `None` for the others.
+    pub neighbours: Option<(Neighbours, Neighbours)>,
+}
+
+impl Mined {
+    /// Negatives only.
+    pub fn negatives(negatives: Negatives) -> Self {
+        Self { negatives, neighbours: None }
+    }
+}
 
 /// A triplet-style descriptor loss over a batch of matching pairs.
 pub trait TripletLoss: Send + Sync + std::fmt::Debug {
     /// The scalar loss of the batch, differentiable with respect to every descriptor tensor of
-    /// the batch.
+    /// the batch: [`TripletLoss::loss_mined`] on what [`TripletLoss::mine`] finds.
     ///
     /// # Shapes
     /// - `batch`: `N` pairs of `(N, D)` descriptors → `()` (a scalar)
-    fn loss(&self, batch: &PairBatch) -> Result<Tensor>;
+    fn loss(&self, batch: &PairBatch) -> Result<Tensor> {
+        self.loss_mined(batch, &self.mine(batch)?)
+    }
+
+    /// The negatives (and neighbours) this loss uses, mined on the detached descriptors.
+    ///
+    /// # Shapes
+    /// - `batch`: `(N, D)` anchors and positives, `N >= 2`
+    fn mine(&self, batch: &PairBatch) -> Result<Mined>;
+
+    /// The loss on the pairs of `mined` (from [`TripletLoss::mine`] on the same batch).
+    ///
+    /// # Shapes
+    /// - `batch`: `N` pairs of `(N, D)` descriptors → `()` (a scalar)
+    fn loss_mined(&self, batch: &PairBatch, mined: &Mined) -> Result<Tensor>;
 
     /// The recipe's name, as [`crate::LossKind`] spells it.
     fn name(&self) -> &'static str;
