@@ -14,12 +14,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use candle_core::{Device, ModuleT, Tensor};
-use candle_nn::VarMap;
-use desdis_loss::{HardNetLoss, PairBatch, TfeatLoss, TripletLoss};
+use desdis_loss::{HardNetLoss, TfeatLoss, TripletLoss};
 use desdis_models::arch::Arch;
 use desdis_models::init::init_net;
-use desdis_models::nets::Net;
 use desdis_train::optim::{Optimizer, OptimizerConfig};
+use desdis_train::step::{train_step, Objective};
+use desdis_train::{named_vars, varmap_tensors};
 use serde::{Deserialize, Serialize};
 
 const DEFAULT_ARCHS: &str = "hardnet,sosnet,hynet,l2net,tfeat,desdis-8,desdis-32";
@@ -257,6 +257,7 @@ impl Bench {
             Arch::TFeat => Box::new(TfeatLoss::default()),
             _ => Box::new(HardNetLoss::default()),
         };
+        let objective = Objective::Plain(loss);
         let config = match arch {
             Arch::TFeat => OptimizerConfig::tfeat_sgd(),
             _ => OptimizerConfig::hardnet_sgd(),
@@ -264,11 +265,13 @@ impl Bench {
         let mut optimizer = Optimizer::new(config, named_vars(&varmap));
         let mut train_s = BTreeMap::new();
         for &pairs in &self.train_pairs {
-            let anchors = Tensor::rand(0f32, scale, (pairs, 1, 32, 32), &device)?;
-            let noise = Tensor::rand(0f32, 0.05 * scale, (pairs, 1, 32, 32), &device)?;
-            let positives = (&anchors + noise)?.clamp(0f32, scale)?;
+            // The training step takes 0..1 patches and scales them to the net's range itself.
+            let anchors = Tensor::rand(0f32, 1.0, (pairs, 1, 32, 32), &device)?;
+            let noise = Tensor::rand(0f32, 0.05, (pairs, 1, 32, 32), &device)?;
+            let positives = (&anchors + noise)?.clamp(0f32, 1.0)?;
             let seconds = median_seconds(warmup, reps, || {
-                train_step(&net, loss.as_ref(), &mut optimizer, &anchors, &positives)
+                train_step(&objective, &net, &mut optimizer, &anchors, &positives, LR)?;
+                Ok(())
             })?;
             train_s.insert(pairs.to_string(), seconds);
         }
@@ -309,20 +312,6 @@ impl Bench {
     }
 }
 
-/// Two train-mode forwards, the loss, backward and one optimizer update.
-fn train_step(
-    net: &Net,
-    loss: &dyn TripletLoss,
-    optimizer: &mut Optimizer,
-    anchors: &Tensor,
-    positives: &Tensor,
-) -> anyhow::Result<()> {
-    let batch = PairBatch::new(net.forward_t(anchors, true)?, net.forward_t(positives, true)?)?;
-    let grads = loss.loss(&batch)?.backward()?;
-    optimizer.step(&grads, LR)?;
-    Ok(())
-}
-
 /// Median wall-clock seconds of `reps` calls of `f` after `warmup` untimed ones.
 fn median_seconds(
     warmup: usize,
@@ -351,16 +340,6 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-fn named_vars(varmap: &VarMap) -> Vec<(String, candle_core::Var)> {
-    let data = varmap.data().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    data.iter().map(|(key, var)| (key.clone(), var.clone())).collect()
-}
-
-fn varmap_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
-    named_vars(varmap).into_iter().map(|(key, var)| (key, var.as_tensor().clone())).collect()
-}
-
-/// `$DESDIS_TORCH_PYTHON` / `--python` if given (checked), else `python3` if it imports torch.
 fn find_torch_python(explicit: Option<&Path>) -> Option<PathBuf> {
     let imports_torch = |python: &Path| {
         Command::new(python)

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, ModuleT, Tensor, Var};
+use candle_core::{Device, ModuleT, Tensor};
 use clap::Args;
 use desdis_data::embedded::{self, EmbeddedConfig};
 use desdis_data::{Dataset, PATCH_LEN, PATCH_SIDE};
@@ -29,7 +29,9 @@ use desdis_models::arch::Arch;
 use desdis_models::device::{device_name, select_device};
 use desdis_models::init::init_net;
 use desdis_models::nets::{load_net, Net};
+use desdis_train::named_vars;
 use desdis_train::optim::{Optimizer, OptimizerConfig};
+use desdis_train::step::{train_step, Objective};
 use desdis_train::{DataSource, DistillConfig, RunDir, TrainConfig};
 use serde_json::{json, Value};
 
@@ -272,17 +274,16 @@ impl GpuCheck {
             net.forward_t(&x, false)?;
             Ok(())
         })?;
-        let loss = triplet_loss(arch);
+        let objective = Objective::Plain(triplet_loss(arch));
         let mut optimizer = Optimizer::new(optimizer_config(arch), named_vars(&varmap));
         let mut train_s = BTreeMap::new();
         for &pairs in &sizes.train_pairs {
-            let anchors = Tensor::rand(0f32, scale, (pairs, 1, PATCH_SIDE, PATCH_SIDE), device)?;
-            let noise = Tensor::rand(0f32, 0.05 * scale, (pairs, 1, PATCH_SIDE, PATCH_SIDE), device)?;
-            let positives = (&anchors + noise)?.clamp(0f32, scale)?;
+            // The shared training step takes 0..1 patches and scales them itself.
+            let anchors = Tensor::rand(0f32, 1.0, (pairs, 1, PATCH_SIDE, PATCH_SIDE), device)?;
+            let noise = Tensor::rand(0f32, 0.05, (pairs, 1, PATCH_SIDE, PATCH_SIDE), device)?;
+            let positives = (&anchors + noise)?.clamp(0f32, 1.0)?;
             let seconds = median_seconds(device, sizes.warmup, sizes.reps, || {
-                let batch = PairBatch::new(net.forward_t(&anchors, true)?, net.forward_t(&positives, true)?)?;
-                let grads = loss.loss(&batch)?.backward()?;
-                optimizer.step(&grads, TIMED_LR)?;
+                train_step(&objective, &net, &mut optimizer, &anchors, &positives, TIMED_LR)?;
                 Ok(())
             })?;
             train_s.insert(pairs.to_string(), seconds);
@@ -616,11 +617,6 @@ fn optimizer_config(arch: Arch) -> OptimizerConfig {
         Arch::TFeat => OptimizerConfig::tfeat_sgd(),
         _ => OptimizerConfig::hardnet_sgd(),
     }
-}
-
-fn named_vars(varmap: &candle_nn::VarMap) -> Vec<(String, Var)> {
-    let data = varmap.data().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// `{arch}.safetensors` (the seeded weights) and `{arch}.check.safetensors` (`x`: patches, `y`:

@@ -21,6 +21,22 @@ pub enum Error {
     /// From the tensor library.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// From a loss (bad shapes, settings or batch).
+    #[error("loss: {0}")]
+    Loss(#[from] desdis_loss::Error),
+    /// From the training data.
+    #[error("training data: {0}")]
+    Data(#[from] desdis_data::DataError),
+    /// The loss or the weights stopped being finite.
+    #[error("training diverged: {what} is not finite (lower `lr`)")]
+    Diverged { what: String },
+    /// An error during a given optimizer step (1-based).
+    #[error("step {step}: {source}")]
+    AtStep {
+        step: u64,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 /// Result with this crate's [`Error`].

@@ -7,9 +7,12 @@ pub mod config;
 pub mod error;
 pub mod optim;
 pub mod run_dir;
+pub mod step;
 pub mod trainer;
 
 pub use config::{DataSource, DistillConfig, Schedule, TrainConfig};
 pub use error::{Error, Result};
 pub use run_dir::RunDir;
-pub use trainer::{describe, read_metrics, train, train_until, varmap_tensors, MetricsRow, TrainSummary};
+pub use trainer::{
+    describe, named_vars, read_metrics, train, train_until, varmap_tensors, MetricsRow, TrainSummary,
+};

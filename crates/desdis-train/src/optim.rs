@@ -83,6 +83,23 @@ impl Optimizer {
         Ok(())
     }
 
+    /// The name of the first parameter holding a NaN or an infinity, if any. One reduction per
+    /// parameter and a single read back, so it is cheap enough to run after every step.
+    pub fn non_finite_param(&self) -> Result<Option<String>> {
+        if self.params.is_empty() {
+            return Ok(None);
+        }
+        // A sum is non-finite exactly when an element is (or the sum overflows f32, which only
+        // weights that are already unusable do).
+        let sums = self
+            .params
+            .iter()
+            .map(|(_, v)| v.as_tensor().detach().to_dtype(candle_core::DType::F32)?.sum_all())
+            .collect::<Result<Vec<_>>>()?;
+        let sums = Tensor::stack(&sums, 0)?.to_vec1::<f32>()?;
+        Ok(sums.iter().position(|s| !s.is_finite()).map(|i| self.params[i].0.clone()))
+    }
+
     /// The state tensors, by key (for checks and checkpoints).
     pub fn state(&self) -> &HashMap<String, Tensor> {
         &self.state
@@ -225,7 +242,8 @@ mod tests {
     /// the memory of a run then grows by a few copies of the model every step.
     #[test]
     fn state_holds_no_autograd_graph() -> Result<()> {
-        for config in [OptimizerConfig::hardnet_sgd(), OptimizerConfig::tfeat_sgd(), OptimizerConfig::adam()] {
+        for config in [OptimizerConfig::hardnet_sgd(), OptimizerConfig::tfeat_sgd(), OptimizerConfig::adam()]
+        {
             let var = Var::new(&[1.0f32, -2.0, 0.5], &Device::Cpu)?;
             let mut opt = Optimizer::new(config.clone(), vec![("w".into(), var.clone())]);
             for _ in 0..3 {
@@ -236,6 +254,20 @@ mod tests {
                 assert!(!t.track_op(), "{config:?}: state `{key}` tracks an autograd graph");
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn non_finite_parameter_is_named() -> Result<()> {
+        let a = Var::new(&[1.0f32, 2.0], &Device::Cpu)?;
+        let b = Var::new(&[3.0f32], &Device::Cpu)?;
+        let opt =
+            Optimizer::new(OptimizerConfig::adam(), vec![("b".into(), b.clone()), ("a".into(), a.clone())]);
+        assert_eq!(opt.non_finite_param()?, None);
+        b.set(&Tensor::new(&[f32::INFINITY], &Device::Cpu)?)?;
+        assert_eq!(opt.non_finite_param()?, Some("b".to_string()));
+        a.set(&Tensor::new(&[f32::NAN, 0.0], &Device::Cpu)?)?;
+        assert_eq!(opt.non_finite_param()?, Some("a".to_string()), "sorted by name: `a` first");
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use desdis_data::embedded::{self, EmbeddedConfig};
 use desdis_data::mining::{generate_pairs, sample_eval_pairs};
 use desdis_data::phototour::{self, CachePolicy};
 use desdis_data::{Dataset, PatchSet, PATCH_LEN, PATCH_SIDE};
-use desdis_loss::{Distillation, PairBatch, TripletLoss};
+use desdis_loss::Distillation;
 use desdis_models::init::init_net;
 use desdis_models::nets::{load_net, Net};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{DataSource, TrainConfig};
 use crate::optim::Optimizer;
 use crate::run_dir::{Progress, RunDir};
+use crate::step::{train_step, Objective};
 use crate::{Error, Result};
 
 const METRICS_HEADER: &str = "step,epoch,lr,loss,triplet,rts,pairs_per_s,val_fpr95";
@@ -50,19 +51,6 @@ pub struct TrainSummary {
     pub val_fpr95: Vec<f64>,
     /// Mean training throughput of the steps this call ran, in pairs per second.
     pub pairs_per_s: f64,
-}
-
-/// The loss a run minimises.
-enum Objective {
-    Plain(Box<dyn TripletLoss>),
-    Distill { loss: Distillation, teacher: Box<Net> },
-}
-
-/// The three logged parts of a step's loss; `total` is the one to differentiate.
-struct StepLoss {
-    total: Tensor,
-    triplet: f32,
-    rts: f32,
 }
 
 /// Mixes `seed` with a stream tag and an index into a fresh seed (SplitMix64 finaliser), so that
@@ -174,11 +162,12 @@ fn run_epoch(
         let (anchors, positives) = batcher.batch(b).map_err(data_err)?;
         let lr = cfg.schedule.lr_at(cfg.lr, progress.step, ctx.total_steps);
         net.seed_dropout(derive_seed(cfg.seed, STREAM_DROPOUT, progress.step));
-        let loss = step_loss(ctx.objective, net, &anchors, &positives)?;
-        let grads = loss.total.backward()?;
-        optimizer.step(&grads, lr)?;
-        let total = loss.total.to_scalar::<f32>()?;
-        check_finite(total, progress.step)?;
+        let at_step = |e: Error| Error::AtStep { step: progress.step + 1, source: Box::new(e) };
+        let loss = train_step(ctx.objective, net, optimizer, &anchors, &positives, lr).map_err(at_step)?;
+        if let Some(name) = optimizer.non_finite_param()? {
+            return Err(at_step(Error::Diverged { what: format!("weight `{name}` after the update") }));
+        }
+        let total = loss.total;
         progress.step += 1;
         let rate = cfg.batch_size as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         if b + 1 == steps {
@@ -197,42 +186,6 @@ fn run_epoch(
     Ok(fpr)
 }
 
-fn check_finite(loss: f32, step: u64) -> Result<()> {
-    if loss.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::Config(format!("the loss diverged ({loss}) at step {step}: lower `lr`")))
-    }
-}
-
-/// Forward passes in training mode and the loss of one batch (0..1 patches).
-fn step_loss(objective: &Objective, net: &Net, anchors: &Tensor, positives: &Tensor) -> Result<StepLoss> {
-    let scale = net.arch().input_range() as f64;
-    let a = net.forward_t(&(anchors * scale)?, true)?;
-    let p = net.forward_t(&(positives * scale)?, true)?;
-    // The nets return only normalised descriptors, so they stand in for the raw ones: HyNet's
-    // norm-gap penalty is then zero and its loss reduces to its similarity triplet term.
-    let batch = PairBatch::new(a.clone(), p.clone()).and_then(|b| b.with_raw(a, p)).map_err(loss_err)?;
-    match objective {
-        Objective::Plain(loss) => {
-            let total = loss.loss(&batch).map_err(loss_err)?;
-            let triplet = total.to_scalar::<f32>()?;
-            Ok(StepLoss { total, triplet, rts: 0.0 })
-        }
-        Objective::Distill { loss, teacher } => {
-            let t_scale = teacher.arch().input_range() as f64;
-            let ta = teacher.forward_t(&(anchors * t_scale)?, false)?.detach();
-            let tp = teacher.forward_t(&(positives * t_scale)?, false)?.detach();
-            let out = loss.loss(&batch, &ta, &tp).map_err(loss_err)?;
-            Ok(StepLoss {
-                triplet: out.triplet.to_scalar::<f32>()?,
-                rts: out.rts.to_scalar::<f32>()?,
-                total: out.total,
-            })
-        }
-    }
-}
-
 /// The plain triplet loss, or the distillation objective with its frozen teacher.
 fn objective(cfg: &TrainConfig, device: &Device) -> Result<Objective> {
     let triplet = cfg.loss.build().map_err(|e| Error::Config(format!("loss: {e}")))?;
@@ -246,7 +199,7 @@ fn objective(cfg: &TrainConfig, device: &Device) -> Result<Objective> {
 }
 
 /// The variables of `varmap` by state-dict key.
-fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+pub fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     let data = varmap.data().lock().unwrap_or_else(|p| p.into_inner());
     data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
@@ -378,10 +331,6 @@ fn progress_bar(total: u64, done: u64) -> ProgressBar {
 
 fn data_err(e: desdis_data::DataError) -> Error {
     Error::Config(format!("training data: {e}"))
-}
-
-fn loss_err(e: desdis_loss::Error) -> Error {
-    Error::Config(format!("loss: {e}"))
 }
 
 /// The training patches `cfg.data` names.
