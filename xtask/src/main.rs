@@ -2,12 +2,14 @@
 //! results table; `cargo xtask train` runs one training config; `cargo xtask bench` times the nets;
 //! `cargo xtask ship-weights` updates the default weights in `data/weights/`; `cargo xtask
 //! cuda-toolchain` sets up a CUDA build on a machine without one, `cargo xtask gpu-check` packs the
-//! GPU self-check bundle and `cargo xtask ci-cuda` checks that the `cuda` feature compiles.
+//! GPU self-check bundle, `cargo xtask ci-cuda` checks that the `cuda` feature compiles and
+//! `cargo xtask memcheck` that training holds its memory flat.
 
 mod bench;
 mod ci_cuda;
 mod cuda_toolchain;
 mod gpu_check;
+mod memcheck;
 mod plots;
 mod report;
 mod reproduce;
@@ -43,6 +45,8 @@ enum Command {
     GpuCheck(gpu_check::GpuCheck),
     /// Check that the `cuda` feature compiles (toolchain + `cargo check --features cuda`).
     CiCuda(ci_cuda::CiCuda),
+    /// Train each net a few hundred steps and fail if resident memory grows after warm-up.
+    Memcheck(memcheck::MemCheck),
 }
 
 /// Runs one training configuration (TOML) into a run directory.
@@ -80,6 +84,7 @@ fn main() {
         Command::CudaToolchain(cmd) => cmd.run(),
         Command::GpuCheck(cmd) => cmd.run(),
         Command::CiCuda(cmd) => cmd.run(),
+        Command::Memcheck(cmd) => cmd.run(),
     };
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");
