@@ -64,7 +64,9 @@ fn copy_dir(from: &Path, to: &Path) {
 fn metrics(run: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(run.join("metrics.csv")).expect("metrics.csv");
     assert!(!text.contains('\0'), "NUL bytes in {}", run.display());
-    text.lines().map(|l| l.split(',').enumerate().filter(|(i, _)| *i != 6).map(|(_, c)| c).collect()).collect()
+    text.lines()
+        .map(|l| l.split(',').enumerate().filter(|(i, _)| *i != 6).map(|(_, c)| c).collect())
+        .collect()
 }
 
 fn latest(run: &Path) -> PathBuf {
@@ -83,7 +85,8 @@ fn edit_progress(run: &Path, field: &str, value: u64) {
 fn a_failed_start_does_not_block_its_out() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let mut bad = strings(&["distill", "--teacher", "/nonexistent/teacher.safetensors", "--arch", "desdis-8"]);
+    let mut bad =
+        strings(&["distill", "--teacher", "/nonexistent/teacher.safetensors", "--arch", "desdis-8"]);
     bad.extend(["--out".to_string(), out.to_string_lossy().into_owned()]);
     fails(&bad, &["/nonexistent/teacher.safetensors"]);
     ok(&tiny(&out));
@@ -97,7 +100,13 @@ fn unknown_fields_in_nested_config_tables_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("bad.toml");
     std::fs::write(&cfg, "arch = \"desdis-8\"\n[optimizer]\nkind = \"sgd\"\nlrr = 3\n").unwrap();
-    let args = strings(&["train", "--config", &cfg.to_string_lossy(), "--out", &tmp.path().join("r").to_string_lossy()]);
+    let args = strings(&[
+        "train",
+        "--config",
+        &cfg.to_string_lossy(),
+        "--out",
+        &tmp.path().join("r").to_string_lossy(),
+    ]);
     fails(&args, &["bad.toml", "lrr"]);
 }
 

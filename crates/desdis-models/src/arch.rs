@@ -146,8 +146,8 @@ fn batch_norm_tensors(prefix: &str, channels: usize, affine: bool) -> Vec<Tensor
     tensors
 }
 
-/// The DesDis widths accepted: 1024 is 32 times the largest released student (about 150 M
-/// parameters), far past any useful size and still within a machine's memory.
+/// The DesDis widths accepted: 1024 is 32 times the largest released student (about 254 M
+/// parameters, 1 GB of float32), far past any useful size and still within a machine's memory.
 pub const DESDIS_DIMS: std::ops::RangeInclusive<usize> = 1..=1024;
 
 const KNOWN_NAMES: &str = "hardnet, sosnet, hynet, l2net, tfeat, desdis-<dim> (released: desdis-8, desdis-16, desdis-24, desdis-32)";

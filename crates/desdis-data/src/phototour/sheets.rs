@@ -97,6 +97,13 @@ fn read_gray_sheet(path: &Path) -> Result<GrayImage> {
     };
     decoder.set_indexed_color(true);
     let (w, h) = decoder.dimensions();
+    // The header's size decides the allocation below: refuse anything but a sheet's size first.
+    if (w as usize, h as usize) != (SHEET_SIDE, SHEET_SIDE) {
+        return Err(DataError::invalid(
+            path,
+            format!("sheet is {w}x{h}, expected {SHEET_SIDE}x{SHEET_SIDE}"),
+        ));
+    }
     let mut indices = vec![0u8; decoder.total_bytes() as usize];
     decoder.read_image(&mut indices).map_err(|e| DataError::image(path, e))?;
     let values = indices.iter().map(|&i| palette.get(i as usize).copied().unwrap_or(0)).collect();
