@@ -133,7 +133,7 @@ impl Default for TrainConfig {
             seed: 0,
             augmentation: true,
             data: DataSource::default(),
-            validation_pairs: 2_000,
+            validation_pairs: 20_000,
             checkpoint_each_epoch: true,
             distill: None,
         }

@@ -30,6 +30,11 @@ use crate::{Error, Result};
 
 const METRICS_HEADER: &str = "step,epoch,lr,loss,triplet,rts,pairs_per_s,val_fpr95";
 const MODEL_FILE: &str = "model.safetensors";
+/// The weights of the epoch with the lowest validation FPR95 so far, and which epoch that was.
+const BEST_MODEL_FILE: &str = "best.safetensors";
+const BEST_FILE: &str = "best.json";
+/// The weights after the last step, when `model.safetensors` holds the best epoch's instead.
+const LAST_MODEL_FILE: &str = "last.safetensors";
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// Patches per forward pass when describing validation patches.
 const DESCRIBE_BATCH: usize = 256;
@@ -51,6 +56,24 @@ pub struct TrainSummary {
     pub val_fpr95: Vec<f64>,
     /// Mean training throughput of the steps this call ran, in pairs per second.
     pub pairs_per_s: f64,
+    /// The epoch (1-based) whose weights `model.safetensors` holds: the one with the lowest
+    /// validation FPR95 (`None` without validation: then it holds the last weights).
+    #[serde(default)]
+    pub best_epoch: Option<usize>,
+    /// That epoch's validation FPR95.
+    #[serde(default)]
+    pub best_val_fpr95: Option<f64>,
+}
+
+/// The best epoch so far by validation FPR95 (`best.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// Epochs done when it was taken (1-based).
+    pub epoch: usize,
+    /// Optimizer steps done.
+    pub step: u64,
+    /// Its validation FPR95.
+    pub val_fpr95: f64,
 }
 
 /// Mixes `seed` with a stream tag and an index into a fresh seed (SplitMix64 finaliser), so that
@@ -99,6 +122,9 @@ pub fn train_until(
         }
     }
     run.truncate_metrics(progress.metrics_len)?;
+    if !resume {
+        forget_best(run)?;
+    }
     tracing::info!(
         "training {} from seed {} ({} steps)",
         arch.name(),
@@ -116,6 +142,9 @@ pub fn train_until(
         let fpr = run_epoch(&ctx, epoch, &mut net, &mut optimizer, &mut progress, validation.as_ref())?;
         val.extend(fpr);
         progress.epoch = epoch + 1;
+        if let Some(f) = fpr {
+            keep_if_best(run, &varmap, Best { epoch: progress.epoch, step: progress.step, val_fpr95: f })?;
+        }
         progress.metrics_len = run.metrics_len();
         if cfg.checkpoint_each_epoch || epoch + 1 == cfg.epochs {
             save_checkpoint(run, &progress, &varmap, &optimizer)?;
@@ -259,7 +288,17 @@ fn finish(
     epochs: usize,
     pairs_per_s: f64,
 ) -> Result<TrainSummary> {
-    desdis_models::weights::save_safetensors(&varmap_tensors(varmap), &run.path(MODEL_FILE))?;
+    let best = read_best(run)?;
+    let last = varmap_tensors(varmap);
+    match best {
+        Some(_) => {
+            desdis_models::weights::save_safetensors(&last, &run.path(LAST_MODEL_FILE))?;
+            let bytes = std::fs::read(run.path(BEST_MODEL_FILE))
+                .map_err(|e| Error::io(run.path(BEST_MODEL_FILE), e))?;
+            crate::run_dir::write_atomic(&run.path(MODEL_FILE), &bytes)?;
+        }
+        None => desdis_models::weights::save_safetensors(&last, &run.path(MODEL_FILE))?,
+    }
     let rows = read_metrics(run)?;
     let epoch_mean = |e: usize| {
         let v: Vec<f64> = rows.iter().filter(|r| r.epoch == e).map(|r| r.loss).collect();
@@ -273,9 +312,47 @@ fn finish(
         last_epoch_loss: epoch_mean(epochs.saturating_sub(1)),
         val_fpr95: rows.iter().filter_map(|r| r.val_fpr95).collect(),
         pairs_per_s,
+        best_epoch: best.map(|b| b.epoch),
+        best_val_fpr95: best.map(|b| b.val_fpr95),
     };
     run.write_json("results.json", &summary)?;
     Ok(summary)
+}
+
+/// The run's best epoch so far, if it validates.
+pub fn read_best(run: &RunDir) -> Result<Option<Best>> {
+    let path = run.path(BEST_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Saves the weights as the best ones when `candidate` validates better than the best so far
+/// (ties keep the earlier epoch). Weights first, then `best.json`; a resumed run repeats the
+/// epoch after a crash between the two, with the same validation result.
+fn keep_if_best(run: &RunDir, varmap: &VarMap, candidate: Best) -> Result<()> {
+    if read_best(run)?.is_some_and(|b| b.val_fpr95 <= candidate.val_fpr95) {
+        return Ok(());
+    }
+    desdis_models::weights::save_safetensors(&varmap_tensors(varmap), &run.path(BEST_MODEL_FILE))?;
+    run.write_json(BEST_FILE, &candidate)
+}
+
+/// Removes the best-epoch record of an earlier run in the same directory.
+fn forget_best(run: &RunDir) -> Result<()> {
+    for name in [BEST_FILE, BEST_MODEL_FILE, LAST_MODEL_FILE] {
+        let path = run.path(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    Ok(())
 }
 
 /// One row of `metrics.csv`.

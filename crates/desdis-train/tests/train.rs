@@ -179,3 +179,24 @@ fn config_round_trips_through_toml() {
     let text = toml::to_string_pretty(&cfg).unwrap();
     assert_eq!(TrainConfig::from_toml(&text, "round trip").unwrap(), cfg);
 }
+
+#[test]
+fn the_model_is_the_best_validated_epoch_and_the_last_weights_are_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig { epochs: 4, lr: 2.0, ..tiny() };
+    let run = run_dir(tmp.path(), "best", &cfg);
+    let summary = train(&cfg, &run, false, &Device::Cpu).expect("training");
+    let best = desdis_train::trainer::read_best(&run).unwrap().expect("a best epoch");
+    let lowest = summary.val_fpr95.iter().copied().fold(f64::INFINITY, f64::min);
+    let first_lowest = summary.val_fpr95.iter().position(|&f| f == lowest).unwrap() + 1;
+    assert_eq!((best.epoch, best.val_fpr95), (first_lowest, lowest), "{:?}", summary.val_fpr95);
+    assert_eq!((summary.best_epoch, summary.best_val_fpr95), (Some(best.epoch), Some(lowest)));
+    assert_eq!(model_bytes(&run), std::fs::read(run.path("best.safetensors")).unwrap());
+    assert!(run.path("last.safetensors").is_file());
+    // A fresh start in the same directory forgets the earlier run's best epoch.
+    let no_val = TrainConfig { validation_pairs: 0, epochs: 1, ..cfg };
+    let again = RunDir::create(&tmp.path().join("best"), &no_val).unwrap();
+    let summary = train(&no_val, &again, false, &Device::Cpu).expect("second training");
+    assert_eq!(summary.best_epoch, None);
+    assert!(!again.path("best.json").exists());
+}
