@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Bump whenever the generator's output for a given configuration changes.
-pub const GENERATOR_VERSION: u32 = 1;
+pub const GENERATOR_VERSION: u32 = 2;
 
 /// Settings of the embedded set.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -55,23 +55,27 @@ pub struct EmbeddedConfig {
     /// Use the validation photo (held out from training, and not the one
     /// [`held_out_sequence`] uses) instead of the training photos.
     pub held_out: bool,
+    /// Cycle the frame jitter of successive sequences through easy, hard and tough (instead of
+    /// `cut.jitter` for all), so training sees every level the HPatches tasks are scored on.
+    pub jitter_mix: bool,
 }
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
         EmbeddedConfig {
             seed: 0xde5d15,
-            sequences_per_photo: 8,
-            sequence: SequenceConfig { images: 4, photometric_reference: true, ..SequenceConfig::default() },
-            base_warp: WarpRange { rotation_deg: 180.0, log_scale: 0.4, ..WarpRange::default() },
+            sequences_per_photo: 18,
+            sequence: SequenceConfig { images: 6, photometric_reference: true, ..SequenceConfig::default() },
+            base_warp: WarpRange { rotation_deg: 180.0, log_scale: 0.6, ..WarpRange::default() },
             cut: CutConfig {
-                max_keypoints: 600,
+                max_keypoints: 1000,
                 min_sigma: 1.6,
                 jitter: Jitter::Easy,
                 detector: DetectorConfig { contrast_threshold: 0.005, ..DetectorConfig::default() },
                 ..CutConfig::default()
             },
             held_out: false,
+            jitter_mix: true,
         }
     }
 }
@@ -83,7 +87,17 @@ impl EmbeddedConfig {
     /// dozen steps reaches FPR95 = 0 on it, and a validation score that never moves says nothing.
     pub fn validation(&self) -> EmbeddedConfig {
         let cut = CutConfig { jitter: Jitter::Tough, ..self.cut };
-        EmbeddedConfig { seed: self.seed ^ 0x5eed_0f7a_11ed, held_out: true, cut, ..*self }
+        EmbeddedConfig { seed: self.seed ^ 0x5eed_0f7a_11ed, held_out: true, cut, jitter_mix: false, ..*self }
+    }
+
+    /// The cut settings of sequence `s` of a photo: `cut`, with the jitter level cycled when
+    /// `jitter_mix` is set.
+    pub fn cut_of_sequence(&self, s: usize) -> CutConfig {
+        if !self.jitter_mix {
+            return self.cut;
+        }
+        let jitter = [Jitter::Easy, Jitter::Hard, Jitter::Tough][s % 3];
+        CutConfig { jitter, ..self.cut }
     }
 
     /// The photos this configuration draws from.
@@ -177,12 +191,13 @@ fn photo_cuts(photo: &GrayImage, photo_index: u64, cfg: &EmbeddedConfig) -> Resu
         let (images, homographies) = render_sequence(photo, &base, &cfg.sequence, seed);
         let seq = Sequence::new(images, homographies)?;
         let Some(to_photo) = base.inverse() else { continue };
-        let fresh: Vec<Keypoint> = candidate_keypoints(&seq, &cfg.cut)
+        let cut_cfg = cfg.cut_of_sequence(s as usize);
+        let fresh: Vec<Keypoint> = candidate_keypoints(&seq, &cut_cfg)
             .into_iter()
-            .filter(|kp| region_in_photo(kp, &to_photo, cfg, w, h))
+            .filter(|kp| region_in_photo(kp, &to_photo, &cut_cfg, w, h))
             .filter(|kp| !clashes(&in_photo(kp, &to_photo), &used))
             .collect();
-        let cut = cut_at(&seq, &fresh, &cfg.cut, seed)?;
+        let cut = cut_at(&seq, &fresh, &cut_cfg, seed)?;
         used.extend(cut.keypoints.iter().map(|kp| in_photo(kp, &to_photo)));
         cuts.push(cut);
     }
@@ -198,14 +213,14 @@ fn in_photo(kp: &Keypoint, to_photo: &Homography) -> Keypoint {
 
 /// Every image of a sequence shows photo content at a point exactly where image 1 does, so a
 /// region (with room for jitter) inside the photo in image 1 is free of black fill everywhere.
-fn region_in_photo(kp: &Keypoint, to_photo: &Homography, cfg: &EmbeddedConfig, w: usize, h: usize) -> bool {
-    let r = cfg.cut.jitter.range();
+fn region_in_photo(kp: &Keypoint, to_photo: &Homography, cut: &CutConfig, w: usize, h: usize) -> bool {
+    let r = cut.jitter.range();
     let margin = (1.0 + r.shift)
         * r.log_scale.exp()
         * (1.0 + r.shear)
         * r.log_anisotropy.exp()
         * std::f64::consts::SQRT_2;
-    let half = cfg.cut.magnification * kp.sigma * margin;
+    let half = cut.magnification * kp.sigma * margin;
     [(-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0), (1.0, 1.0)].iter().all(|&(u, v)| {
         to_photo
             .apply(kp.x + u * half, kp.y + v * half)

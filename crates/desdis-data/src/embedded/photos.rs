@@ -20,13 +20,16 @@ macro_rules! photo {
 }
 
 /// Photos the default training set is generated from.
-pub const TRAINING_PHOTOS: [Photo; 7] = [
+pub const TRAINING_PHOTOS: [Photo; 10] = [
     photo!("astronaut"),
     photo!("brick"),
+    photo!("cell"),
     photo!("chelsea"),
     photo!("clock_motion"),
+    photo!("coins"),
     photo!("grass"),
     photo!("gravel"),
+    photo!("ihc"),
     photo!("text"),
 ];
 
