@@ -364,3 +364,32 @@ fn phototour_fpr95_matches_an_independent_computation() {
     assert!(expected > 0.0 && expected < 1.0, "a fixture with FPR95 = {expected} checks little");
     assert!((reported - expected).abs() < 1e-9, "desdis eval: {reported}, independent: {expected}");
 }
+
+/// `eval --sequence --jitter`: perturbed frames are harder than exact ones, the keypoint budget
+/// is honoured, and the JSON says what was scored.
+#[test]
+fn eval_jitter_levels_are_harder_than_exact_frames() {
+    let Some(seq) = shared_data("hpatches-sequences/v_wormhole") else { return };
+    let Some(weights) = shared_data("desdis-official/DesDis-8.pth") else { return };
+    let score = |jitter: &str, keypoints: &str| -> serde_json::Value {
+        let o = desdis(&[
+            "eval",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--sequence",
+            seq.to_str().unwrap(),
+            "--jitter",
+            jitter,
+            "--max-keypoints",
+            keypoints,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (exact, tough) = (score("none", "300"), score("tough", "300"));
+    assert_eq!(tough["jitter"], "tough");
+    assert!(exact["keypoints"].as_u64().unwrap() <= 300);
+    assert!(tough["matching_map"].as_f64().unwrap() < exact["matching_map"].as_f64().unwrap());
+    assert!(tough["fpr95"].as_f64().unwrap() > exact["fpr95"].as_f64().unwrap());
+    assert_fails(&["eval", "--weights", "w", "--sequence", "s", "--jitter", "wild"], &["wild"]);
+}

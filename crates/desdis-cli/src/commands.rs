@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use desdis_data::phototour::{self, CachePolicy};
-use desdis_data::sequence::{cut_patches, CutConfig, Sequence};
+use desdis_data::sequence::{cut_patches, CutConfig, Jitter, Sequence};
 use desdis_eval::{describe_f32, evaluate_cut, fpr95, pair_distances, write_atomic, write_json_atomic};
 use desdis_models::arch::Arch;
 use desdis_models::device::{device_name, select_device};
@@ -87,6 +87,13 @@ pub struct Eval {
     /// Seed of the frame jitter when cutting a sequence.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Frame jitter of the cut patches, as HPatches' easy / hard / tough patches perturb the
+    /// detected frames (none: the exact frames carried by the homographies).
+    #[arg(long, default_value = "none", value_parser = ["none", "easy", "hard", "tough"])]
+    jitter: String,
+    /// Keypoints detected in the sequence's first image (the strongest are kept).
+    #[arg(long, default_value_t = 1000)]
+    max_keypoints: usize,
     /// Write the scores as JSON here too (refused, like `describe --output`, when the path exists
     /// and is not a regular file).
     #[arg(long)]
@@ -106,8 +113,14 @@ impl Eval {
         let scores = match (&self.phototour, &self.pairs, &self.sequence) {
             (Some(dir), Some(pairs), None) => phototour_fpr95(&net, dir, pairs)?,
             (None, None, Some(dir)) => {
-                let s = sequence_scores(&net, dir, self.seed)?;
-                serde_json::json!({ "sequence": dir, "fpr95": s.fpr95, "verification_ap": s.verification_ap,
+                let cut = CutConfig {
+                    jitter: jitter(&self.jitter),
+                    max_keypoints: self.max_keypoints,
+                    ..CutConfig::default()
+                };
+                let (s, points) = sequence_scores(&net, dir, &cut, self.seed)?;
+                serde_json::json!({ "sequence": dir, "jitter": self.jitter, "seed": self.seed, "keypoints": points,
+                    "fpr95": s.fpr95, "verification_ap": s.verification_ap,
                     "matching_map": s.matching_map, "retrieval_map": s.retrieval_map })
             }
             _ => bail!("give either --phototour DIR --pairs FILE, or --sequence DIR"),
@@ -120,11 +133,26 @@ impl Eval {
     }
 }
 
-/// Scores of `net` on the image sequence in `dir`.
-fn sequence_scores(net: &Net, dir: &Path, seed: u64) -> Result<desdis_eval::SequenceScores> {
+/// The jitter level a `--jitter` value names (clap has checked it is one of them).
+fn jitter(name: &str) -> Jitter {
+    match name {
+        "easy" => Jitter::Easy,
+        "hard" => Jitter::Hard,
+        "tough" => Jitter::Tough,
+        _ => Jitter::None,
+    }
+}
+
+/// Scores of `net` on the image sequence in `dir`, and the number of points scored.
+fn sequence_scores(
+    net: &Net,
+    dir: &Path,
+    cut: &CutConfig,
+    seed: u64,
+) -> Result<(desdis_eval::SequenceScores, usize)> {
     let seq = Sequence::load(dir)?;
-    let cut = cut_patches(&seq, &CutConfig::default(), seed)
-        .with_context(|| format!("{}: cannot cut patches", dir.display()))?;
+    let cut =
+        cut_patches(&seq, cut, seed).with_context(|| format!("{}: cannot cut patches", dir.display()))?;
     // No keypoint of image 1 lands inside every other image when a homography maps outside
     // them: say so, instead of failing later on an empty descriptor matrix.
     if cut.num_points() == 0 {
@@ -133,7 +161,9 @@ fn sequence_scores(net: &Net, dir: &Path, seed: u64) -> Result<desdis_eval::Sequ
             dir.display()
         );
     }
-    evaluate_cut(net, &cut).with_context(|| format!("{}: cannot evaluate the sequence", dir.display()))
+    let scores = evaluate_cut(net, &cut)
+        .with_context(|| format!("{}: cannot evaluate the sequence", dir.display()))?;
+    Ok((scores, cut.num_points()))
 }
 
 /// FPR95 of `net` over the pairs of a PhotoTour pair file; only the patches the pairs use are described.
