@@ -56,6 +56,8 @@ impl ModelResult {
 /// How the report names the rows that the verdict compares.
 pub const TEACHER_ROW: &str = "teacher";
 pub const EQUAL_ROW: &str = "equal-weight student";
+pub const LIGHT_ROW: &str = "light student";
+pub const LIGHT_CONTROL_ROW: &str = "control: light, lambda = 0";
 
 /// Patches per second of `net` in evaluation mode, on batches of 256, for half a second at least.
 pub fn throughput(net: &Net) -> Result<f64> {
@@ -113,15 +115,17 @@ pub(crate) fn mean_std(values: &[f64], digits: usize) -> String {
 fn markdown(results: &[ModelResult], ctx: &ReportContext) -> String {
     let mut md = String::from("# Results\n\n");
     md.push_str(&preamble(ctx));
-    let acceptance = ctx.sequences.last().map(String::as_str).unwrap_or("");
-    for (i, sequence) in ctx.sequences.iter().enumerate().rev() {
-        let role = if i + 1 == ctx.sequences.len() { "acceptance" } else { "tuning" };
-        let _ = writeln!(md, "## {sequence} ({role} sequence)\n");
-        md.push_str(&scores_table(results, sequence));
-        md.push('\n');
+    let bases = base_sequences(ctx.sequences);
+    for (i, base) in bases.iter().enumerate().rev() {
+        let role = if i + 1 == bases.len() { "acceptance" } else { "tuning" };
+        let _ = writeln!(md, "## {base} ({role} sequence): paired comparisons\n");
+        md.push_str(&verdicts(results, ctx.sequences, base));
+        for sequence in ctx.sequences.iter().filter(|s| base_of(s) == *base) {
+            let _ = writeln!(md, "### {sequence}\n");
+            md.push_str(&scores_table(results, sequence));
+            md.push('\n');
+        }
     }
-    let _ = writeln!(md, "## Do the equal-weight students beat their teachers? ({acceptance})\n");
-    md.push_str(&verdict(results, acceptance));
     md.push_str(NOTES);
     md.push_str(&training_table(results));
     if !ctx.plots.is_empty() {
@@ -151,8 +155,8 @@ fn preamble(ctx: &ReportContext) -> String {
         "Produced by {mode} on the CPU in {:.0} min of wall-clock time (runs finished by an \
          earlier invocation with the same settings are reused; the training table gives every \
          run's own training time), training on the embedded set (photos in `data/images`). Each model is scored on patches cut from the test sequences (keypoints of \
-         image 1 carried into images 2-6 by the ground-truth homographies, frames perturbed with \
-         the hard jitter as HPatches' \"hard\" patches are). Rows with several seeds \
+         image 1 carried into images 2-6 by the ground-truth homographies, frames perturbed at the \
+         easy, hard and tough jitter levels as HPatches' patches are), each level its own table. Rows with several seeds \
          give mean ± sample standard deviation. FPR95: lower is better; AP and mAP: higher is better. \
          Throughput: eval mode, one CPU process, batches of 256, measured while training ran on \
          the same cores (see `docs/performance.md` for clean speed numbers). Students use R_ts = \
@@ -208,48 +212,124 @@ fn scores_table(results: &[ModelResult], sequence: &str) -> String {
     md
 }
 
-/// Plain statement per teacher recipe: does the equal-weight student beat its teacher on
-/// `sequence`, by FPR95 and by matching mAP (mean over seeds)?
-fn verdict(results: &[ModelResult], sequence: &str) -> String {
-    let mut md = String::new();
-    let teachers: Vec<&str> = row_keys(results).into_iter().map(|(t, _)| t).fold(Vec::new(), |mut v, t| {
-        if !v.contains(&t) {
-            v.push(t);
+/// The sequence a cut belongs to: `v_churchill` of `v_churchill hard`.
+fn base_of(cut: &str) -> &str {
+    cut.split(' ').next().unwrap_or(cut)
+}
+
+/// The sequences of the cuts, in first-seen order.
+fn base_sequences(cuts: &[String]) -> Vec<&str> {
+    let mut bases: Vec<&str> = Vec::new();
+    for cut in cuts {
+        if !bases.contains(&base_of(cut)) {
+            bases.push(base_of(cut));
         }
-        v
-    });
+    }
+    bases
+}
+
+/// The comparisons each teacher recipe's verdict makes: (row asked about, row compared with).
+fn comparisons(results: &[ModelResult], teacher: &str) -> Vec<(String, String)> {
+    let rows = row_keys(results);
+    let find = |prefix: &str| {
+        rows.iter().find(|(t, r)| *t == teacher && r.starts_with(prefix)).map(|k| k.1.to_string())
+    };
+    // The teacher is also the equal-weight student's lambda = 0 control (see `reproduce`).
+    let teacher_row = find(&format!("{teacher} {TEACHER_ROW}"));
+    let pairs = [
+        (find(EQUAL_ROW), teacher_row.clone()),
+        (find(LIGHT_ROW), teacher_row),
+        (find(LIGHT_ROW), find(LIGHT_CONTROL_ROW)),
+    ];
+    pairs.into_iter().filter_map(|(a, b)| Some((a?, b?))).collect()
+}
+
+/// Per teacher recipe and comparison, on the cuts of `base`: the mean paired difference of FPR95
+/// and matching mAP with its 95% interval, and the verdict that interval supports.
+fn verdicts(results: &[ModelResult], cuts: &[String], base: &str) -> String {
+    let cuts: Vec<&str> = cuts.iter().map(String::as_str).filter(|c| base_of(c) == base).collect();
+    let mut md = String::from(
+        "Each difference is `row - compared row` over paired units: one per seed (the teacher and the \
+         students of a seed share data order and initialisation stream) and jitter level. The interval \
+         is a 95% percentile bootstrap over those units (10,000 resamples, fixed seed); the verdict is \
+         \"better\" or \"worse\" only when it excludes 0. The teacher is also the equal-weight \
+         student's λ = 0 control: same architecture, seed, data order and recipe, so with λ = 0 the \
+         student run would repeat the teacher's bit for bit.\n\n\
+         | teacher | row | compared with | units | FPR95 difference [95% interval] | verdict | \
+         matching mAP difference [95% interval] | verdict |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut teachers: Vec<&str> = Vec::new();
+    for (t, _) in row_keys(results) {
+        if !teachers.contains(&t) {
+            teachers.push(t);
+        }
+    }
     for teacher in teachers {
-        let rows = row_keys(results);
-        let find =
-            |prefix: &str| rows.iter().find(|(t, r)| *t == teacher && r.starts_with(prefix)).map(|k| k.1);
-        let (Some(t_row), Some(s_row)) = (find(&format!("{teacher} {TEACHER_ROW}")), find(EQUAL_ROW)) else {
-            continue;
-        };
-        let stat = |row: &str, f: fn(&SequenceScores) -> f64| {
-            let v: Vec<f64> =
-                group(results, teacher, row).iter().filter_map(|r| r.on(sequence)).map(f).collect();
-            mean_std_of(&v)
-        };
-        let (t_fpr, s_fpr) = (stat(t_row, |s| s.fpr95), stat(s_row, |s| s.fpr95));
-        let (t_map, s_map) = (stat(t_row, |s| s.matching_map), stat(s_row, |s| s.matching_map));
-        let better_fpr = s_fpr.0 < t_fpr.0;
-        let better_map = s_map.0 > t_map.0;
-        let answer = match (better_fpr, better_map) {
-            (true, true) => "yes, on both FPR95 and matching mAP",
-            (true, false) => "partly: lower FPR95, but not higher matching mAP",
-            (false, true) => "partly: higher matching mAP, but not lower FPR95",
-            (false, false) => "no: neither lower FPR95 nor higher matching mAP",
-        };
-        let _ = writeln!(
-            md,
-            "- **{teacher}**: {answer}. FPR95 {:.4} ± {:.4} (teacher) → {:.4} ± {:.4} (student); \
-             matching mAP {:.4} ± {:.4} → {:.4} ± {:.4}. A difference smaller than the standard \
-             deviations is not evidence either way.",
-            t_fpr.0, t_fpr.1, s_fpr.0, s_fpr.1, t_map.0, t_map.1, s_map.0, s_map.1
-        );
+        for (row, other) in comparisons(results, teacher) {
+            let fpr = paired(results, teacher, (&row, &other), &cuts, |s| s.fpr95);
+            let map = paired(results, teacher, (&row, &other), &cuts, |s| s.matching_map);
+            let cell = |d: &[f64], lower_is_better: bool| match interval(d) {
+                None => ("n/a".to_string(), "no paired units"),
+                Some((mean, lo, hi)) => {
+                    (format!("{mean:+.4} [{lo:+.4}, {hi:+.4}]"), verdict_of(lo, hi, lower_is_better))
+                }
+            };
+            let (fpr_cell, fpr_verdict) = cell(&fpr, true);
+            let (map_cell, map_verdict) = cell(&map, false);
+            let _ = writeln!(
+                md,
+                "| {teacher} | {row} | {other} | {} | {fpr_cell} | {fpr_verdict} | {map_cell} | {map_verdict} |",
+                fpr.len()
+            );
+        }
     }
     md.push('\n');
     md
+}
+
+/// Paired differences `row - other` of `metric`: one per seed both rows have, per cut.
+fn paired(
+    results: &[ModelResult],
+    teacher: &str,
+    (row, other): (&str, &str),
+    cuts: &[&str],
+    metric: fn(&SequenceScores) -> f64,
+) -> Vec<f64> {
+    let mut diffs = Vec::new();
+    for a in group(results, teacher, row) {
+        let Some(b) = group(results, teacher, other).into_iter().find(|b| b.seed == a.seed) else { continue };
+        for cut in cuts {
+            if let (Some(x), Some(y)) = (a.on(cut), b.on(cut)) {
+                diffs.push(metric(x) - metric(y));
+            }
+        }
+    }
+    diffs
+}
+
+/// Mean and 95% percentile-bootstrap interval of `d` (`None` when empty).
+pub(crate) fn interval(d: &[f64]) -> Option<(f64, f64, f64)> {
+    use rand::{Rng, SeedableRng};
+    if d.is_empty() {
+        return None;
+    }
+    let mean = d.iter().sum::<f64>() / d.len() as f64;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
+    let mut means: Vec<f64> = (0..10_000)
+        .map(|_| (0..d.len()).map(|_| d[rng.random_range(0..d.len())]).sum::<f64>() / d.len() as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    Some((mean, means[249], means[9_749]))
+}
+
+/// "better", "worse" or "not distinguishable" from an interval of `row - other`.
+pub(crate) fn verdict_of(lo: f64, hi: f64, lower_is_better: bool) -> &'static str {
+    let (below, above) = (hi < 0.0, lo > 0.0);
+    match (below, above, lower_is_better) {
+        (true, _, true) | (_, true, false) => "better",
+        (true, _, false) | (_, true, true) => "worse",
+        _ => "not distinguishable",
+    }
 }
 
 fn training_table(results: &[ModelResult]) -> String {
@@ -280,6 +360,24 @@ fn training_table(results: &[ModelResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paired_interval_and_verdict() {
+        let (mean, lo, hi) = interval(&[0.01, 0.012, 0.009, 0.011, 0.010, 0.013]).unwrap();
+        assert!(lo > 0.0 && lo <= mean && mean <= hi, "{lo} {mean} {hi}");
+        // A higher FPR95 is worse, a higher mAP better; an interval across 0 decides nothing.
+        assert_eq!(verdict_of(lo, hi, true), "worse");
+        assert_eq!(verdict_of(lo, hi, false), "better");
+        let (_, lo, hi) = interval(&[0.01, -0.012, 0.004, -0.006]).unwrap();
+        assert_eq!(verdict_of(lo, hi, true), "not distinguishable");
+        assert!(interval(&[]).is_none());
+    }
+
+    #[test]
+    fn cuts_group_by_sequence() {
+        let cuts: Vec<String> = ["v_a easy", "v_a hard", "v_b easy"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(base_sequences(&cuts), vec!["v_a", "v_b"]);
+    }
 
     #[test]
     fn mean_std_uses_the_sample_deviation() {

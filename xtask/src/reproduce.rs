@@ -1,9 +1,15 @@
 //! `cargo xtask reproduce`: teachers, distilled students and ablations on the embedded set, scored
 //! on HPatches-layout sequences.
 //!
-//! Per teacher recipe: the teacher over `seeds` seeds; an equal-weight student (same
-//! architecture, fresh weights, default `R_ts`) per teacher seed; and, on seed 0 only, a light
-//! DesDis student, the `lambda = 0` ablation and one student per other `R_ts` form.
+//! Per teacher recipe (HardNet, SOSNet and HyNet by default) and per seed `s`: the teacher; an
+//! equal-weight student (the teacher's architecture, default `R_ts`) distilled from teacher `s`;
+//! a light DesDis student from the same teacher; and the light student's `lambda = 0` control.
+//! Teacher `s` and the students of seed `s` share the seed, so the same data order and the same
+//! initialisation stream: the comparisons are paired. The equal-weight student's `lambda = 0`
+//! control is the teacher itself: same architecture, seed, data and recipe, and with `lambda = 0`
+//! the frozen teacher's output never reaches the loss, so that run would repeat the teacher's
+//! bit for bit (a quick run showed identical scores) and is not trained twice. `--ablations` adds, on seed 0, `lambda = 1`
+//! and one student per other `R_ts` form. Every run gets the same number of steps.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -25,14 +31,20 @@ pub struct ReproduceArgs {
     #[arg(long)]
     quick: bool,
     /// Teacher recipes, comma separated: hardnet, sosnet, hynet, tfeat, l2net.
-    #[arg(long, value_delimiter = ',', default_value = "hardnet")]
+    #[arg(long, value_delimiter = ',', default_value = "hardnet,sosnet,hynet")]
     teachers: Vec<String>,
     /// Output directory: one run directory per model, results.json and results.md.
     #[arg(long, default_value = "runs/reproduce")]
     pub(crate) out: PathBuf,
-    /// Seeds of the teacher and equal-weight student (default 3, or 1 with --quick).
+    /// Seeds: each gives a teacher and its paired students (default 2).
     #[arg(long)]
     seeds: Option<usize>,
+    /// Scales the steps of every run (2: twice as long), for longer CPU or GPU runs.
+    #[arg(long, default_value_t = 1.0)]
+    budget: f64,
+    /// Also train the seed-0 ablations: lambda = 1 and the other R_ts forms.
+    #[arg(long)]
+    pub(crate) ablations: bool,
     /// Folder holding HPatches sequences (v_wormhole, v_churchill are used when present).
     #[arg(long)]
     sequences: Option<PathBuf>,
@@ -76,13 +88,18 @@ impl ReproduceArgs {
             .collect()
     }
 
+    /// Steps per epoch of every run: the mode's, times `--budget` (at least 1).
+    fn scaled_steps(&self, budget: &Budget) -> usize {
+        ((budget.steps_per_epoch as f64 * self.budget).round() as usize).max(1)
+    }
+
     /// `cfg` sized by the budget, then by the size flags.
     pub(crate) fn sized(&self, budget: &Budget, cfg: TrainConfig) -> TrainConfig {
         let batch_size = self.batch_size.unwrap_or(budget.batch_size);
         TrainConfig {
             arch: self.arch.clone().or(budget.teacher_arch.map(str::to_string)).unwrap_or(cfg.arch.clone()),
             epochs: self.epochs.unwrap_or(budget.epochs),
-            pairs_per_epoch: self.pairs_per_epoch.unwrap_or(budget.steps_per_epoch * batch_size),
+            pairs_per_epoch: self.pairs_per_epoch.unwrap_or(self.scaled_steps(budget) * batch_size),
             batch_size,
             validation_pairs: budget.validation_pairs,
             ..cfg
@@ -103,16 +120,18 @@ pub(crate) struct Budget {
     pub max_keypoints: usize,
 }
 
-// Full: about 100 steps of 128 pairs per HardNet run, sized to 30 minutes on two cores
-// (a HardNet step of 128 pairs takes about 1.3 s there, nine HardNet-sized runs per teacher).
+// Default: 140 steps of 128 pairs per run, sized to about 50 minutes on two cores: three
+// teachers, two seeds, per seed two HardNet-sized runs (teacher and equal-weight student; about
+// 1.0-1.5 s a step) and two light ones (about 0.4 s a step with the teacher's forward), plus
+// scoring. `--budget` scales it.
 const DEFAULT: Budget = Budget {
     teacher_arch: None,
     light_arch: "desdis-32",
     epochs: 2,
-    steps_per_epoch: 50,
+    steps_per_epoch: 70,
     batch_size: 128,
-    validation_pairs: 1000,
-    max_keypoints: 300,
+    validation_pairs: 2000,
+    max_keypoints: 1000,
 };
 
 const QUICK: Budget = Budget {
@@ -132,7 +151,8 @@ const SEQUENCES: [&str; 2] = ["v_wormhole", "v_churchill"];
 pub fn run(args: &ReproduceArgs) -> Result<()> {
     let started = Instant::now();
     let budget = if args.quick { QUICK } else { DEFAULT };
-    let seeds = args.seeds.unwrap_or(if args.quick { 1 } else { 3 });
+    let seeds = args.seeds.unwrap_or(2);
+    ensure!(args.budget > 0.0 && args.budget.is_finite(), "--budget must be a positive number");
     ensure!(seeds >= 1, "--seeds must be at least 1");
     let kinds = args.kinds()?;
     let device = desdis_models::device::select_device(args.device.as_deref())?;
@@ -144,7 +164,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     for kind in &kinds {
         let root = args.out.join(kind.as_str());
         let teacher = teacher_config(args, &budget, *kind);
-        for job in plan_jobs(*kind, &root, &teacher, budget.light_arch, seeds) {
+        for job in plan_jobs(*kind, &root, &teacher, budget.light_arch, seeds, args.ablations) {
             results.push(run_job(*kind, &job, &cuts, &device)?);
         }
     }
@@ -230,23 +250,37 @@ pub fn workspace_root() -> PathBuf {
 fn load_cuts(args: &ReproduceArgs, budget: &Budget) -> Result<Vec<(String, CutSet)>> {
     let dir =
         args.sequences.clone().unwrap_or_else(|| workspace_root().join("../shared/data/hpatches-sequences"));
-    // Hard frame jitter, as in HPatches' "hard" patches: with exact frames every model scores
-    // near the ceiling on the easier sequences and differences vanish.
-    let cut = CutConfig { max_keypoints: budget.max_keypoints, jitter: Jitter::Hard, ..CutConfig::default() };
     let mut cuts = Vec::new();
     for name in SEQUENCES {
         let path = dir.join(name);
         if path.is_dir() {
             let seq = Sequence::load(&path).with_context(|| format!("loading {}", path.display()))?;
-            cuts.push((name.to_string(), cut_patches(&seq, &cut, 0)?));
+            cuts.extend(jitter_cuts(name, &seq, budget)?);
         }
     }
     if cuts.is_empty() {
         tracing::warn!("no HPatches sequences in {}: scoring on the held-out photo", dir.display());
         let seq = desdis_data::embedded::held_out_sequence(0)?;
-        cuts.push(("held-out".to_string(), cut_patches(&seq, &cut, 0)?));
+        cuts.extend(jitter_cuts("held-out", &seq, budget)?);
     }
     Ok(cuts)
+}
+
+/// The frame-jitter levels every sequence is cut at, as HPatches' easy, hard and tough patches
+/// perturb the detected frames; named `<sequence> <level>`.
+pub(crate) const JITTER_LEVELS: [(&str, Jitter); 3] =
+    [("easy", Jitter::Easy), ("hard", Jitter::Hard), ("tough", Jitter::Tough)];
+
+/// `seq` cut at every jitter level (the same keypoints, frames perturbed per level).
+fn jitter_cuts(name: &str, seq: &Sequence, budget: &Budget) -> Result<Vec<(String, CutSet)>> {
+    JITTER_LEVELS
+        .iter()
+        .map(|(level, jitter)| {
+            let cut =
+                CutConfig { max_keypoints: budget.max_keypoints, jitter: *jitter, ..CutConfig::default() };
+            Ok((format!("{name} {level}"), cut_patches(seq, &cut, 0)?))
+        })
+        .collect()
 }
 
 /// A model to train: its table row, directory and configuration.
@@ -258,14 +292,14 @@ pub(crate) struct Job {
 }
 
 /// Every run of one teacher recipe under `root`, in dependency order (teachers before their
-/// students): the teacher over `seeds` seeds, an equal-weight student per teacher seed, and on
-/// seed 0 a light student, the lambda = 0 ablation and one student per other R_ts form.
+/// students); see the module documentation.
 pub(crate) fn plan_jobs(
     kind: LossKind,
     root: &Path,
     teacher: &TrainConfig,
     light_arch: &str,
     seeds: usize,
+    ablations: bool,
 ) -> Vec<Job> {
     let teacher_path = |s: u64| root.join(format!("teacher-s{s}")).join("model.safetensors");
     let mut jobs = Vec::new();
@@ -278,9 +312,11 @@ pub(crate) fn plan_jobs(
             cfg,
         });
     }
+    // A student shares its teacher's seed: the same data order and initialisation stream, so
+    // each teacher-student comparison is paired.
     let student = |s: u64, arch: &str, rts: RtsConfig| TrainConfig {
         arch: arch.to_string(),
-        seed: 1000 + s,
+        seed: s,
         distill: Some(DistillConfig {
             teacher: teacher_path(s).to_string_lossy().into_owned(),
             teacher_arch: Some(teacher.arch.clone()),
@@ -288,32 +324,32 @@ pub(crate) fn plan_jobs(
         }),
         ..teacher.clone()
     };
-    for s in 0..seeds as u64 {
-        let cfg = student(s, &teacher.arch, RtsConfig::default());
-        jobs.push(Job {
-            row: format!("{} (R_ts {})", report::EQUAL_ROW, form_name(RtsConfig::default().form)),
-            seed: s,
-            dir: root.join(format!("equal-s{s}")),
-            cfg,
-        });
-    }
-    let light = student(0, light_arch, RtsConfig::default());
-    jobs.push(Job {
-        row: format!("light student {light_arch}"),
-        seed: 0,
-        dir: root.join("light-s0"),
-        cfg: light,
-    });
-    // The form does not matter at lambda = 0; fixing it keeps this run's config (and so its
+    // The form does not matter at lambda = 0; fixing it keeps the control's config (and so its
     // reuse by a later `reproduce`) independent of the default form.
-    let ablation =
-        student(0, &teacher.arch, RtsConfig { lambda: 0.0, form: RtsForm::Abs, ..RtsConfig::default() });
-    jobs.push(Job {
-        row: "student, lambda = 0 (triplet only)".into(),
-        seed: 0,
-        dir: root.join("lambda0-s0"),
-        cfg: ablation,
-    });
+    let control = RtsConfig { lambda: 0.0, form: RtsForm::Abs, ..RtsConfig::default() };
+    for s in 0..seeds as u64 {
+        let students = [
+            (report::EQUAL_ROW.to_string(), "equal", teacher.arch.as_str(), RtsConfig::default()),
+            (format!("{} {light_arch}", report::LIGHT_ROW), "light", light_arch, RtsConfig::default()),
+            (
+                format!("{} {light_arch}", report::LIGHT_CONTROL_ROW),
+                "light-lambda0",
+                light_arch,
+                control.clone(),
+            ),
+        ];
+        for (row, dir, arch, rts) in students {
+            jobs.push(Job {
+                row,
+                seed: s,
+                dir: root.join(format!("{dir}-s{s}")),
+                cfg: student(s, arch, rts),
+            });
+        }
+    }
+    if !ablations {
+        return jobs;
+    }
     let default_form = RtsConfig::default().form;
     let others = [("abs", RtsForm::Abs), ("squared", RtsForm::Squared), ("hinge", RtsForm::Hinge)];
     let heavy = student(0, &teacher.arch, RtsConfig { lambda: 1.0, ..RtsConfig::default() });
@@ -328,15 +364,6 @@ pub(crate) fn plan_jobs(
         });
     }
     jobs
-}
-
-/// The name of an `R_ts` form as configs spell it.
-fn form_name(form: RtsForm) -> &'static str {
-    match form {
-        RtsForm::Abs => "abs",
-        RtsForm::Squared => "squared",
-        RtsForm::Hinge => "hinge",
-    }
 }
 
 /// The teacher recipe of `kind`, sized by `budget` and the size flags. SGD learning rates are
@@ -443,4 +470,33 @@ fn check_quick(args: &ReproduceArgs, results: &[ModelResult]) -> Result<()> {
     }
     tracing::info!("quick checks passed ({} models)", results.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_seed_gets_a_teacher_and_three_paired_students() {
+        let teacher = TrainConfig { arch: "hardnet".into(), ..TrainConfig::default() };
+        let jobs = plan_jobs(LossKind::HardNet, Path::new("r"), &teacher, "desdis-32", 2, false);
+        assert_eq!(jobs.len(), 2 * 4);
+        for s in 0..2u64 {
+            let of_seed: Vec<&Job> = jobs.iter().filter(|j| j.seed == s).collect();
+            assert_eq!(of_seed.len(), 4);
+            // Same seed: same data order and initialisation stream as the teacher.
+            assert!(of_seed.iter().all(|j| j.cfg.seed == s));
+            let controls =
+                of_seed.iter().filter(|j| j.cfg.distill.as_ref().is_some_and(|d| d.rts.lambda == 0.0));
+            // The light student's control; the equal-weight student's is the teacher itself.
+            assert_eq!(controls.count(), 1);
+            let teacher_model = format!("teacher-s{s}");
+            assert!(of_seed
+                .iter()
+                .filter_map(|j| j.cfg.distill.as_ref())
+                .all(|d| d.teacher.contains(&teacher_model)));
+        }
+        let with = plan_jobs(LossKind::HardNet, Path::new("r"), &teacher, "desdis-32", 2, true);
+        assert!(with.len() > jobs.len());
+    }
 }
