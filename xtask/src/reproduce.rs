@@ -367,12 +367,13 @@ pub(crate) fn plan_jobs(
 }
 
 /// The teacher recipe of `kind`, sized by `budget` and the size flags. SGD learning rates are
-/// scaled linearly with the batch from the recipes' batch of 1024, since far smaller batches at
-/// the full rate diverge.
+/// scaled linearly with the batch from the batch of the recipe's own rate
+/// ([`TrainConfig::recipe_batch_size`]: 1024 for HardNet's lr 10, 128 for TFeat's lr 0.1), since
+/// far smaller batches at the full rate diverge.
 pub(crate) fn teacher_config(args: &ReproduceArgs, budget: &Budget, kind: LossKind) -> TrainConfig {
     let mut cfg = args.sized(budget, TrainConfig::for_teacher(kind));
     if matches!(cfg.optimizer, desdis_train::optim::OptimizerConfig::Sgd { .. }) {
-        cfg.lr *= cfg.batch_size as f64 / 1024.0;
+        cfg.lr *= cfg.batch_size as f64 / TrainConfig::recipe_batch_size(kind) as f64;
     }
     cfg
 }
@@ -498,5 +499,23 @@ mod tests {
         }
         let with = plan_jobs(LossKind::HardNet, Path::new("r"), &teacher, "desdis-32", 2, true);
         assert!(with.len() > jobs.len());
+    }
+
+    #[test]
+    fn sgd_rates_scale_from_each_recipes_own_batch() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ReproduceArgs,
+        }
+        let args = Wrapper::try_parse_from(["x", "--batch-size", "128"]).unwrap().args;
+        // HardNet's lr 10 goes with 1024 pairs, TFeat's 0.1 with 128: only HardNet's shrinks.
+        assert_eq!(teacher_config(&args, &DEFAULT, LossKind::HardNet).lr, 10.0 * 128.0 / 1024.0);
+        assert_eq!(teacher_config(&args, &DEFAULT, LossKind::TFeat).lr, 0.1);
+        assert_eq!(
+            teacher_config(&args, &DEFAULT, LossKind::SosNet).lr,
+            TrainConfig::for_teacher(LossKind::SosNet).lr
+        );
     }
 }

@@ -226,6 +226,16 @@ impl TrainConfig {
         }
     }
 
+    /// The batch size the published recipe's learning rate goes with: HardNet and L2-Net train
+    /// with SGD at lr 10 on batches of 1024, TFeat with SGD at lr 0.1 on batches of 128. An SGD
+    /// learning rate is scaled linearly from it when the batch differs (Adam's is not).
+    pub fn recipe_batch_size(kind: LossKind) -> usize {
+        match kind {
+            LossKind::TFeat => 128,
+            _ => 1024,
+        }
+    }
+
     /// Parses a TOML document; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<TrainConfig> {
         let cfg: TrainConfig = toml::from_str(text)
