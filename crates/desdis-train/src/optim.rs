@@ -29,9 +29,10 @@ impl OptimizerConfig {
     pub fn tfeat_sgd() -> Self {
         Self::Sgd { momentum: 0.9, dampening: 0.0, weight_decay: 1e-4 }
     }
-    /// Adam as SOSNet and HyNet train with it.
+    /// Adam as SOSNet and HyNet train with it: PyTorch's defaults and no weight decay (their
+    /// published training script passes none).
     pub fn adam() -> Self {
-        Self::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4 }
+        Self::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
     }
 }
 
