@@ -120,15 +120,15 @@ pub(crate) struct Budget {
     pub max_keypoints: usize,
 }
 
-// Default: 140 steps of 128 pairs per run, sized to about 50 minutes on two cores: three
+// Default: 300 steps of 128 pairs per run, sized to about 45 minutes on two cores: three
 // teachers, two seeds, per seed two HardNet-sized runs (teacher and equal-weight student; about
-// 1.0-1.5 s a step) and two light ones (about 0.4 s a step with the teacher's forward), plus
-// scoring. `--budget` scales it.
+// 0.35-0.6 s a step) and two light ones (about 0.2 s a step with the teacher's forward), plus
+// validation and scoring. `--budget` scales it.
 const DEFAULT: Budget = Budget {
     teacher_arch: None,
     light_arch: "desdis-32",
-    epochs: 2,
-    steps_per_epoch: 70,
+    epochs: 3,
+    steps_per_epoch: 100,
     batch_size: 128,
     validation_pairs: 2000,
     max_keypoints: 1000,
