@@ -76,6 +76,8 @@ pub fn throughput(net: &Net) -> Result<f64> {
 #[derive(Debug)]
 pub struct ReportContext<'a> {
     pub quick: bool,
+    /// The flags the run was given (empty: the defaults).
+    pub flags: String,
     pub seconds: f64,
     /// Test sequences in the order scored; the last is the acceptance sequence.
     pub sequences: &'a [String],
@@ -146,11 +148,10 @@ within seed noise, and the table says so rather than claims them. `cargo xtask r
 runs the published UBC protocol on a GPU.\n\n";
 
 fn preamble(ctx: &ReportContext) -> String {
-    let mode = if ctx.quick {
-        "`cargo xtask reproduce --quick` (a smoke test, not results)"
-    } else {
-        "`cargo xtask reproduce`"
-    };
+    let command =
+        format!("cargo xtask reproduce{}{}", if ctx.flags.is_empty() { "" } else { " " }, ctx.flags);
+    let mode =
+        if ctx.quick { format!("`{command}` (a smoke test, not results)") } else { format!("`{command}`") };
     format!(
         "Produced by {mode} on the CPU in {:.0} min of wall-clock time (runs finished by an \
          earlier invocation with the same settings are reused; the training table gives every \

@@ -170,8 +170,10 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     }
     let sequences: Vec<String> = cuts.iter().map(|(name, _)| name.clone()).collect();
     let plots = draw_plots(&args.out, &results, &kinds, &sequences);
+    let flags: Vec<String> = std::env::args().skip(2).collect();
     let ctx = report::ReportContext {
         quick: args.quick,
+        flags: flags.join(" "),
         seconds: started.elapsed().as_secs_f64(),
         sequences: &sequences,
         plots: &plots,
