@@ -200,3 +200,13 @@ fn the_model_is_the_best_validated_epoch_and_the_last_weights_are_kept() {
     assert_eq!(summary.best_epoch, None);
     assert!(!again.path("best.json").exists());
 }
+
+#[test]
+fn a_diverging_run_stops_naming_the_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig { lr: 1e30, validation_pairs: 0, ..tiny() };
+    let run = run_dir(tmp.path(), "diverge", &cfg);
+    let err = train(&cfg, &run, false, &Device::Cpu).expect_err("lr 1e30 must not finish").to_string();
+    assert!(err.starts_with("step ") && err.contains("diverged"), "{err}");
+    assert!(!run.path("model.safetensors").exists(), "no final model from a diverged run");
+}
