@@ -31,8 +31,8 @@ pub struct StepLoss {
 /// One optimizer step on a batch of pairs of patches with values in `0..1`.
 ///
 /// The student runs in training mode, the teacher (if any) in evaluation mode with its output
-/// detached. A non-finite loss stops before the update, so the weights stay usable; the caller
-/// names the step.
+/// detached. A non-finite loss stops before the update, so the weights stay usable, and a
+/// non-finite weight after it ([`Optimizer::non_finite_param`]); the caller names the step.
 ///
 /// # Shapes
 /// - `anchors`, `positives`: `(N, 1, 32, 32)` in `0..1`, `N >= 2`
@@ -51,6 +51,9 @@ pub fn train_step(
     }
     let grads = total.backward()?;
     optimizer.step(&grads, lr)?;
+    if let Some(name) = optimizer.non_finite_param()? {
+        return Err(Error::Diverged { what: format!("weight `{name}` after the update") });
+    }
     let triplet = triplet.map_or(Ok(value), |t| t.to_scalar::<f32>())?;
     let rts = rts.map_or(Ok(0.0), |t| t.to_scalar::<f32>())?;
     Ok(StepLoss { total: value, triplet, rts })
