@@ -105,8 +105,7 @@ impl SosNetLoss {
         let d = MinedDistances::new(batch, &mined.negatives, c.metric)?;
         let hinge = ((&d.positive - &d.negative)? + c.margin)?.relu()?;
         let fos = masked_mean(&hinge.sqr()?, d.valid.as_ref())?;
-        let table = NeighbourTable::new(of_anchors.clone(), of_positives.clone());
-        let sos = self.second_order(batch, table)?;
+        let sos = self.second_order(batch, NeighbourTable::new(of_anchors, of_positives))?;
         Ok(SosNetTerms { fos, sos })
     }
 
@@ -153,11 +152,12 @@ struct NeighbourTable {
 }
 
 impl NeighbourTable {
-    fn new(of_anchors: Vec<Vec<u32>>, of_positives: Vec<Vec<u32>>) -> Self {
+    fn new(of_anchors: &[Vec<u32>], of_positives: &[Vec<u32>]) -> Self {
         let sets: Vec<Vec<u32>> = of_anchors
-            .into_iter()
+            .iter()
             .zip(of_positives)
-            .map(|(mut union, other)| {
+            .map(|(mine, other)| {
+                let mut union = mine.clone();
                 union.extend(other);
                 union.sort_unstable();
                 union.dedup();
