@@ -4,7 +4,7 @@
 //!   distance cap) with hloc-style `matches0` conversion;
 //! - [`homography`] and [`fundamental`]: normalised linear fits and their error measures;
 //! - [`ransac`]: seeded, reproducible RANSAC verification with either model;
-//! - [`mma`]: the HPatches mean-matching-accuracy protocol (as used by D2-Net);
+//! - [`mod@mma`]: the HPatches mean-matching-accuracy protocol (as used by D2-Net);
 //! - [`draw`]: side-by-side match visualisation.
 //!
 //! Points are `[x, y]` pixel coordinates with `(0, 0)` at the centre of the top-left pixel.

@@ -49,11 +49,12 @@ impl Match {
     }
 }
 
-/// One block's scan: per query row its neighbours, per column the block's nearest query row
-/// as `(squared distance, i0)`.
+/// One block's scan: per query row its neighbours, and (when the mutual check needs them)
+/// per column the block's smallest squared distance and the query row it belongs to.
 struct BlockScan {
     rows: Vec<RowNn>,
-    col_best: Vec<(f32, u32)>,
+    col_sq: Vec<f32>,
+    col_row: Vec<u32>,
 }
 
 /// The nearest and second-nearest neighbours of one query row, in squared distances.
@@ -87,7 +88,7 @@ pub fn match_descriptors(
     if u32::try_from(n0.max(n1)).is_err() {
         return Err(Error::InvalidParameter(format!("too many descriptors ({})", n0.max(n1))));
     }
-    let (rows, col_best) = nearest_neighbours(desc0, desc1, dim, n1);
+    let (rows, col_best) = nearest_neighbours(desc0, desc1, dim, n1, cfg.mutual);
     let ratio_sq = cfg.ratio.map(|r| r * r);
     let mut matches = Vec::new();
     for (i0, nn) in rows.iter().enumerate() {
@@ -151,60 +152,149 @@ fn block_rows(n0: usize, n1: usize) -> usize {
     per_thread.clamp(16, 256).min((MAX_BUFFER / n1).max(1))
 }
 
-/// For every row of `desc0` its two nearest squared distances in `desc1`, and for every row
-/// of `desc1` the index of its nearest row of `desc0`.
-fn nearest_neighbours(desc0: &[f32], desc1: &[f32], dim: usize, n1: usize) -> (Vec<RowNn>, Vec<u32>) {
+/// For every row of `desc0` its two nearest squared distances in `desc1`, and (when
+/// `want_cols`) for every row of `desc1` the index of its nearest row of `desc0`.
+fn nearest_neighbours(
+    desc0: &[f32],
+    desc1: &[f32],
+    dim: usize,
+    n1: usize,
+    want_cols: bool,
+) -> (Vec<RowNn>, Vec<u32>) {
     let norms1 = sq_norms(desc1, dim);
     let rows_per_block = block_rows(desc0.len() / dim, n1);
     let blocks: Vec<BlockScan> = desc0
         .par_chunks(rows_per_block * dim)
         .enumerate()
-        .map(|(b, block)| scan_block(block, b * rows_per_block, desc1, &norms1, dim))
+        .map(|(b, block)| scan_block(block, b * rows_per_block, desc1, &norms1, dim, want_cols))
         .collect();
     // Blocks are reduced in order with a strict comparison, so ties keep the lowest i0.
-    let mut col_best = vec![(f32::INFINITY, 0u32); n1];
+    let n_cols = if want_cols { n1 } else { 0 };
+    let (mut col_sq, mut col_row) = (vec![f32::INFINITY; n_cols], vec![0u32; n_cols]);
     let mut rows = Vec::with_capacity(desc0.len() / dim);
     for block in blocks {
         rows.extend(block.rows);
-        for (best, cand) in col_best.iter_mut().zip(block.col_best) {
-            if cand.0 < best.0 {
-                *best = cand;
+        for (j, (&d, &i)) in block.col_sq.iter().zip(&block.col_row).enumerate() {
+            if d < col_sq[j] {
+                (col_sq[j], col_row[j]) = (d, i);
             }
         }
     }
-    (rows, col_best.into_iter().map(|(_, i)| i).collect())
+    (rows, col_row)
 }
 
-/// Nearest neighbours of one block of query rows starting at row `first`, plus the block's
-/// nearest query row for every column.
-fn scan_block(block: &[f32], first: usize, desc1: &[f32], norms1: &[f32], dim: usize) -> BlockScan {
+/// Nearest neighbours of one block of query rows starting at row `first`, plus (when
+/// `want_cols`) the block's nearest query row for every column.
+fn scan_block(
+    block: &[f32],
+    first: usize,
+    desc1: &[f32],
+    norms1: &[f32],
+    dim: usize,
+    want_cols: bool,
+) -> BlockScan {
     let rows = block.len() / dim;
     let n1 = norms1.len();
-    let mut dots = vec![0f32; rows * n1];
-    dot_products(block, rows, desc1, n1, dim, &mut dots);
+    let mut dist = vec![0f32; rows * n1];
+    dot_products(block, rows, desc1, n1, dim, &mut dist);
     let norms0 = sq_norms(block, dim);
-    let mut row_nn = Vec::with_capacity(rows);
-    let mut col_best = vec![(f32::INFINITY, 0u32); n1];
-    for (r, (row, &na)) in dots.chunks_exact(n1).zip(&norms0).enumerate() {
-        let mut nn = RowNn { best: 0, best_sq: f32::INFINITY, second_sq: f32::INFINITY };
-        let i0 = (first + r) as u32;
-        for (j, (&dot, &nb)) in row.iter().zip(norms1).enumerate() {
-            // Rounding can make the expansion slightly negative for near-identical vectors.
-            let d2 = (na + nb - 2.0 * dot).max(0.0);
-            if d2 < nn.best_sq {
-                nn.second_sq = nn.best_sq;
-                nn.best_sq = d2;
-                nn.best = j as u32;
-            } else if d2 < nn.second_sq {
-                nn.second_sq = d2;
-            }
-            if d2 < col_best[j].0 {
-                col_best[j] = (d2, i0);
-            }
-        }
-        row_nn.push(nn);
+    let n_cols = if want_cols { n1 } else { 0 };
+    let mut out = BlockScan {
+        rows: Vec::with_capacity(rows),
+        col_sq: vec![f32::INFINITY; n_cols],
+        col_row: vec![0; n_cols],
+    };
+    scan_rows(&mut dist, &norms0, norms1, first as u32, &mut out);
+    out
+}
+
+/// [`scan_rows_body`] compiled for AVX2 where the CPU has it (chosen at run time, so the
+/// binary still runs on older CPUs): the scans are most of the cost once the product is done.
+fn scan_rows(dist: &mut [f32], norms0: &[f32], norms1: &[f32], first: u32, out: &mut BlockScan) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above; the function has no other
+        // precondition.
+        unsafe { scan_rows_avx2(dist, norms0, norms1, first, out) };
+        return;
     }
-    BlockScan { rows: row_nn, col_best }
+    scan_rows_body(dist, norms0, norms1, first, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_rows_avx2(dist: &mut [f32], norms0: &[f32], norms1: &[f32], first: u32, out: &mut BlockScan) {
+    scan_rows_body(dist, norms0, norms1, first, out);
+}
+
+/// Turns a block's dot products into squared distances row by row and records each row's
+/// two nearest columns and each column's nearest row (when `out` asks for columns).
+#[inline(always)]
+fn scan_rows_body(dist: &mut [f32], norms0: &[f32], norms1: &[f32], first: u32, out: &mut BlockScan) {
+    let n1 = norms1.len();
+    for (r, (row, &na)) in dist.chunks_exact_mut(n1).zip(norms0).enumerate() {
+        // Separate, branch-free passes so that the compiler can vectorise them. The clamp is
+        // there because rounding can make the expansion slightly negative for near-equal
+        // vectors.
+        for (v, &nb) in row.iter_mut().zip(norms1) {
+            *v = (na + nb - 2.0 * *v).max(0.0);
+        }
+        out.rows.push(two_smallest(row));
+        let i0 = first + r as u32;
+        // Indexing over equal-length slices (not a three-way zip) lets the loop vectorise.
+        let n = out.col_sq.len().min(out.col_row.len()).min(row.len());
+        let (col_sq, col_row, row) = (&mut out.col_sq[..n], &mut out.col_row[..n], &row[..n]);
+        for j in 0..n {
+            let better = row[j] < col_sq[j];
+            col_row[j] = if better { i0 } else { col_row[j] };
+            col_sq[j] = if better { row[j] } else { col_sq[j] };
+        }
+    }
+}
+
+/// Independent running minima kept side by side, so that the scan over a row compiles to
+/// vector selects instead of one unpredictable branch per entry.
+const LANES: usize = 8;
+
+/// The smallest and second-smallest entries of a row of squared distances; ties go to the
+/// lower index.
+#[inline(always)]
+fn two_smallest(row: &[f32]) -> RowNn {
+    let (mut best, mut second, mut idx) = ([f32::INFINITY; LANES], [f32::INFINITY; LANES], [0u32; LANES]);
+    let chunks = row.chunks_exact(LANES);
+    let tail_start = row.len() - chunks.remainder().len();
+    for (c, chunk) in chunks.enumerate() {
+        for l in 0..LANES {
+            let v = chunk[l];
+            let better = v < best[l];
+            // Plain compare-and-select rather than `f32::min`, whose NaN handling blocks
+            // vectorisation (the inputs hold no NaN).
+            let runner_up = if v < second[l] { v } else { second[l] };
+            second[l] = if better { best[l] } else { runner_up };
+            idx[l] = if better { (c * LANES + l) as u32 } else { idx[l] };
+            best[l] = if better { v } else { best[l] };
+        }
+    }
+    let mut nn = RowNn { best: 0, best_sq: f32::INFINITY, second_sq: f32::INFINITY };
+    for l in 0..LANES {
+        offer(&mut nn, best[l], idx[l]);
+        nn.second_sq = nn.second_sq.min(second[l]);
+    }
+    for (j, &v) in row.iter().enumerate().skip(tail_start) {
+        offer(&mut nn, v, j as u32);
+    }
+    nn
+}
+
+/// Merges one candidate `(d2, j)` into the two smallest so far.
+#[inline(always)]
+fn offer(nn: &mut RowNn, d2: f32, j: u32) {
+    if d2 < nn.best_sq || (d2 == nn.best_sq && j < nn.best) {
+        nn.second_sq = nn.best_sq;
+        (nn.best_sq, nn.best) = (d2, j);
+    } else {
+        nn.second_sq = nn.second_sq.min(d2);
+    }
 }
 
 /// `out[r * n1 + j] = a_r · b_j` for the `rows` rows of `a` and `n1` rows of `b`.

@@ -112,3 +112,13 @@ fn agrees_with_opencv_find_fundamental_mat() {
         assert!(sampson_distance(f, a, b) < 1.5);
     }
 }
+
+#[test]
+fn sampson_and_epipolar_distances_by_hand() {
+    // Rectified stereo: epipolar lines are rows, the constraint is y1 = y0.
+    let f = [[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]];
+    // Residual -2, both line normals of length 1: Sampson sqrt(4 / 2), line distances 2.
+    assert!((sampson_distance(&f, [0.0, 0.0], [5.0, 2.0]) - 2f64.sqrt()).abs() < 1e-12);
+    assert!((max_epipolar_distance(&f, [0.0, 0.0], [5.0, 2.0]) - 2.0).abs() < 1e-12);
+    assert_eq!(sampson_distance(&f, [3.0, 7.0], [-4.0, 7.0]), 0.0);
+}

@@ -151,3 +151,13 @@ fn agrees_with_opencv_find_homography() {
         fx.opencv_version
     );
 }
+
+#[test]
+fn transfer_error_is_one_way_in_image_1() {
+    let h = [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]];
+    // Forward: H (1, 1) = (2, 2), 1 px from (3, 2); the backward error would be 0.5 px.
+    assert!((transfer_error(&h, [1.0, 1.0], [3.0, 2.0]) - 1.0).abs() < 1e-12);
+    assert_eq!(project(&[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, -1.0]], 1.0, 0.0), None);
+    assert!(transfer_error(&[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, -1.0]], [1.0, 0.0], [0.0, 0.0])
+        .is_infinite());
+}

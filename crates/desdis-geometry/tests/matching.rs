@@ -210,3 +210,20 @@ fn bench_match_2000x2000() {
         println!("2000 x 2000, dim {dim}: {ms:.2} ms per call");
     }
 }
+
+#[test]
+fn ties_among_many_candidates() {
+    // More candidates than the scan's lanes: equal nearest values in the same lane (3, 11),
+    // in different lanes (13) and in the tail (17).
+    for tied in [[3usize, 11], [13, 3], [17, 13]] {
+        let mut desc1: Vec<f32> = (0..18).map(|j| 10.0 + j as f32).collect();
+        for &j in &tied {
+            desc1[j] = 1.0;
+        }
+        let plain = MatchConfig { mutual: false, ..Default::default() };
+        let m = match_descriptors(&[0.0], &desc1, 1, &plain).unwrap();
+        assert_eq!(m[0].i1 as usize, *tied.iter().min().unwrap(), "{tied:?}");
+        let ratio = MatchConfig { ratio: Some(0.99), ..plain };
+        assert!(match_descriptors(&[0.0], &desc1, 1, &ratio).unwrap().is_empty(), "{tied:?}");
+    }
+}
