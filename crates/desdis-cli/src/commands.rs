@@ -235,7 +235,7 @@ fn write_npy_f32(path: &Path, values: &[f32], rows: usize, cols: usize) -> Resul
     write_atomic(path, &bytes).with_context(|| format!("{}: cannot write", path.display()))
 }
 
-fn progress_bar(len: u64, unit: &str) -> ProgressBar {
+pub(crate) fn progress_bar(len: u64, unit: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})");
     bar.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()));

@@ -3,6 +3,7 @@
 mod commands;
 mod gpu_check;
 mod input;
+mod pipeline;
 mod train;
 
 use std::io::IsTerminal;
@@ -27,6 +28,13 @@ enum Command {
     Train(train::Train),
     /// Distill a student (equal-weight or light DesDis) from a frozen teacher.
     Distill(train::Distill),
+    /// Detect and describe keypoints on photos; write them in hloc's features.h5 layout.
+    Extract(pipeline::Extract),
+    /// Match features of image pairs (hloc's matches.h5), or run the whole chain on two photos.
+    Match(pipeline::MatchCmd),
+    /// Export features and matches for other tools (COLMAP, the HPatches benchmark).
+    #[command(subcommand)]
+    Export(pipeline::Export),
     /// Check a GPU against the CPU: descriptor parity, speed, a short distillation (JSON report).
     GpuCheck(gpu_check::GpuCheck),
 }
@@ -47,6 +55,9 @@ fn main() {
         Command::Eval(cmd) => cmd.run(),
         Command::Train(cmd) => cmd.run(),
         Command::Distill(cmd) => cmd.run(),
+        Command::Extract(cmd) => cmd.run(),
+        Command::Match(cmd) => cmd.run(),
+        Command::Export(cmd) => cmd.run(),
         Command::GpuCheck(cmd) => cmd.run(),
     };
     if let Err(err) = result {

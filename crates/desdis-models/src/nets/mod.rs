@@ -237,6 +237,17 @@ pub fn load_net(source: &str, arch: Option<Arch>, device: &Device) -> Result<Net
     net_from_state_dict(&sd, arch, device)
 }
 
+/// [`load_net`] from checkpoint bytes in memory (see [`crate::weights::load_bytes`]).
+pub fn load_net_bytes(
+    name: &std::path::Path,
+    data: &[u8],
+    arch: Option<Arch>,
+    device: &Device,
+) -> Result<Net> {
+    let sd = crate::weights::load_bytes(name, data, device)?;
+    net_from_state_dict(&sd, arch, device)
+}
+
 /// [`load_net`] from an already read state dict. The net gets its own copy of the tensors.
 pub fn net_from_state_dict(sd: &StateDict, arch: Option<Arch>, device: &Device) -> Result<Net> {
     let arch = resolve_arch(sd, arch)?;

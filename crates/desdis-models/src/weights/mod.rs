@@ -53,12 +53,18 @@ impl StateDict {
 pub fn load(source: &str, device: &Device) -> Result<StateDict> {
     let path = resolve(source, None)?;
     let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let tensors = match pth::detect(&data) {
-        pth::Format::Zip | pth::Format::Legacy => pth::read_pth_bytes(&path, &data, device)?,
-        pth::Format::Other => read_safetensors_bytes(&path, &data, device)?,
+    load_bytes(&path, &data, device)
+}
+
+/// [`load`] from the bytes of a checkpoint already in memory (weights embedded in a binary);
+/// `path` names it in messages.
+pub fn load_bytes(path: &Path, data: &[u8], device: &Device) -> Result<StateDict> {
+    let tensors = match pth::detect(data) {
+        pth::Format::Zip | pth::Format::Legacy => pth::read_pth_bytes(path, data, device)?,
+        pth::Format::Other => read_safetensors_bytes(path, data, device)?,
     };
-    check_finite(&path, &tensors)?;
-    Ok(StateDict { path, tensors })
+    check_finite(path, &tensors)?;
+    Ok(StateDict { path: path.to_path_buf(), tensors })
 }
 
 /// Refuses a checkpoint with a NaN or infinite value in any float tensor, naming the tensor.
