@@ -47,6 +47,10 @@ pub use plane::Plane;
 use extrema::{find_extrema, Extremum};
 use scale_space::ScaleSpace;
 
+/// Extrema kept for orientation assignment, as a multiple of `max_keypoints`: the spread
+/// selection then has room to prefer empty parts of the image.
+const SHORTLIST_FACTOR: usize = 2;
+
 /// A keypoint in pixel coordinates of the image it was detected in.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Keypoint {
@@ -69,7 +73,13 @@ pub fn detect(image: &Plane, cfg: &DetectConfig) -> Result<Vec<Keypoint>> {
         return Err(Error::NonFinite);
     }
     let space = ScaleSpace::build(image, cfg);
-    let extrema = find_extrema(&space, cfg);
+    let mut extrema = find_extrema(&space, cfg);
+    // Orientations cost a histogram each: only the strongest candidates can make the cut.
+    let shortlist = cfg.max_keypoints.saturating_mul(SHORTLIST_FACTOR);
+    if cfg.max_keypoints > 0 && extrema.len() > shortlist {
+        extrema.select_nth_unstable_by(shortlist, |a, b| b.response.total_cmp(&a.response));
+        extrema.truncate(shortlist);
+    }
     let keypoints: Vec<Keypoint> = extrema.par_iter().flat_map_iter(|e| oriented(&space, e, cfg)).collect();
     Ok(select::spread(
         keypoints,
