@@ -9,15 +9,11 @@ use desdis_data::sequence::{cut_patches, CutConfig, Jitter, Sequence};
 use desdis_eval::{describe_f32, evaluate_cut, fpr95, pair_distances, write_atomic, write_json_atomic};
 use desdis_models::arch::Arch;
 use desdis_models::device::{device_name, select_device};
-use desdis_models::nets::{load_net, Net};
+use desdis_models::nets::Net;
 use indicatif::{ProgressBar, ProgressStyle};
 use npyz::WriterBuilder;
 
 use crate::input::read_patches;
-
-/// The weights `describe` uses when `--weights` is not given: the light student the project ships.
-const DEFAULT_WEIGHTS: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/weights/desdis-32.safetensors");
 
 #[derive(Args, Debug)]
 pub struct Describe {
@@ -178,19 +174,13 @@ fn phototour_fpr95(net: &Net, dir: &Path, pairs_path: &Path) -> Result<serde_jso
     Ok(serde_json::json!({ "phototour": dir, "pairs": pairs_path, "num_pairs": pairs.len(), "fpr95": fpr }))
 }
 
-/// The net from `weights` (default: the shipped student) on the device `--device` names.
+/// The net from `weights` (default: the shipped student, built into the binary) on the device
+/// `--device` names.
 pub(crate) fn load(weights: Option<&str>, arch: Option<&str>, device: Option<&str>) -> Result<Net> {
     let device = select_device(device)?;
     tracing::info!("running on {}", device_name(&device));
     let arch: Option<Arch> = arch.map(str::parse).transpose()?;
-    let source = match weights {
-        Some(w) => w.to_string(),
-        None if Path::new(DEFAULT_WEIGHTS).is_file() => DEFAULT_WEIGHTS.to_string(),
-        None => bail!(
-            "no --weights given and the default weights {DEFAULT_WEIGHTS} are missing (regenerate them with `cargo xtask reproduce`)"
-        ),
-    };
-    Ok(load_net(&source, arch, &device)?)
+    Ok(desdis_pipeline::load_describer(weights, arch, &device)?)
 }
 
 /// Outputs are written to a temporary file renamed over the path, which would turn a symlink, a
