@@ -94,14 +94,16 @@ impl RunDir {
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
         for (file, bytes) in files {
-            write_synced(&staging.join(file), bytes)?;
+            let path = staging.join(file);
+            desdis_stdx::write_synced(&path, bytes).map_err(|e| Error::io(&path, e))?;
         }
         let json = serde_json::to_vec_pretty(progress).map_err(|e| Error::Config(e.to_string()))?;
-        write_synced(&staging.join("progress.json"), &json)?;
+        let progress = staging.join("progress.json");
+        desdis_stdx::write_synced(&progress, &json).map_err(|e| Error::io(&progress, e))?;
         let target = dir.join(&name);
         let _ = fs::remove_dir_all(&target);
         fs::rename(&staging, &target).map_err(|e| Error::io(&target, e))?;
-        sync_dir(&dir)?;
+        desdis_stdx::sync_dir(&dir).map_err(|e| Error::io(&dir, e))?;
         // The checkpoint `latest` named until now stays as the fallback for a damaged newest one.
         let previous = self.latest_name().filter(|p| *p != name);
         write_atomic(&dir.join(LATEST), name.as_bytes())?;
@@ -366,30 +368,9 @@ fn check_metrics(path: &Path, metrics: &[u8], p: &Progress) -> std::result::Resu
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: a temporary sibling, fsync, rename, fsync of the directory.
+/// Writes `bytes` to `path` atomically (see [`desdis_stdx::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = parent.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    write_synced(&tmp, bytes)?;
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    sync_dir(parent)
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    // A rename is durable only once the directory entry is; opening a directory read-only for fsync works on Unix.
-    #[cfg(unix)]
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    desdis_stdx::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]
