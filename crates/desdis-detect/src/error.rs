@@ -21,6 +21,14 @@ pub enum Error {
         /// The decoder's error.
         source: image::ImageError,
     },
+    /// The file stops before the image's data does (a JPEG decoder would fill the rest with gray).
+    #[error("{path}: the image file is truncated: {what}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Where it stops.
+        what: &'static str,
+    },
     /// The image header declares a size past the limits (checked before any pixel is allocated).
     #[error("{path}: the image is {width}x{height}, larger than the limit of {limit} pixels per side; downscale it first")]
     TooLarge {
