@@ -47,16 +47,23 @@ fn histogram(image: &Plane, x: f32, y: f32, sigma: f32) -> [f32; BINS] {
     let weights: Vec<f32> = (-radius..=radius).map(|d| ((d * d) as f32 * denom).exp()).collect();
     let (x0, x1) = ((cx - radius).max(1), (cx + radius).min(w - 2));
     let (y0, y1) = ((cy - radius).max(1), (cy + radius).min(h - 2));
+    let w = image.width;
+    let bin_scale = BINS as f32 / std::f32::consts::TAU;
     for py in y0..=y1 {
         let wy = weights[(py - cy + radius) as usize];
         let uy = py as usize;
+        let (above, row, below) = (
+            &image.data[(uy - 1) * w..uy * w],
+            &image.data[uy * w..(uy + 1) * w],
+            &image.data[(uy + 1) * w..(uy + 2) * w],
+        );
         for px in x0..=x1 {
             let ux = px as usize;
-            let gx = image.at(ux + 1, uy) - image.at(ux - 1, uy);
-            let gy = image.at(ux, uy + 1) - image.at(ux, uy - 1);
+            let gx = row[ux + 1] - row[ux - 1];
+            let gy = below[ux] - above[ux];
             let weight = wy * weights[(px - cx + radius) as usize];
-            let bin = ((fast_atan2(gy, gx) * (BINS as f32 / std::f32::consts::TAU)).round() as isize)
-                .rem_euclid(BINS as isize) as usize;
+            // Angle in bins, shifted positive so that truncation rounds to the nearest bin.
+            let bin = (fast_atan2(gy, gx) * bin_scale + (BINS as f32 + 0.5)) as usize % BINS;
             hist[bin] += weight * (gx * gx + gy * gy).sqrt();
         }
     }

@@ -1,7 +1,9 @@
 //! Patches cut around keypoints, anti-aliased: sampled from the level of a 2x2-mean pyramid
-//! whose pixels are at most as large as the patch's, then averaged over `n x n` bilinear
-//! sub-samples per patch pixel. This is how the training patches are cut, so the net sees the
-//! same kind of image at extraction time.
+//! whose pixels are nearest in size to the patch's (within a factor of 1.41 either way), then
+//! averaged over `n x n` bilinear sub-samples per patch pixel when the patch's pixels are more
+//! than 1.42 times the level's. The training patches are cut by supersampling too, so the net
+//! sees the same kind of image; the nearest level (instead of the finer one) needs a quarter of
+//! the samples and measured the same (docs/pipeline.md).
 
 use rayon::prelude::*;
 
@@ -10,6 +12,9 @@ use crate::Keypoint;
 
 /// Sub-samples per patch pixel and axis at most.
 const MAX_SUBSAMPLES: usize = 4;
+
+/// How much wider than a level pixel a patch pixel may be before it is supersampled.
+const SUBSAMPLE_SLACK: f32 = 0.42;
 
 /// The image at full, half, quarter ... resolution (2x2 means).
 #[derive(Debug, Clone)]
@@ -64,13 +69,15 @@ pub fn cut_patches(
 fn cut_one(pyramid: &PatchPyramid, kp: &Keypoint, magnification: f32, size: usize, patch: &mut [f32]) {
     let half = magnification * kp.scale;
     let step = 2.0 * half / size as f32;
-    let level = (step.max(1.0).log2().floor() as usize).min(pyramid.levels.len() - 1);
+    let level = (step.max(1.0).log2().round() as usize).min(pyramid.levels.len() - 1);
+    // Patch pixels up to 1.42 level pixels wide: one bilinear sample each (the level's own
+    // 2x2 means already filter at that size).
     let image = &pyramid.levels[level];
     let f = (1u32 << level) as f32;
     // Level pixel i covers input pixels i*f .. (i+1)*f - 1: its centre is at i*f + (f-1)/2.
     let to_level = |v: f32| (v - (f - 1.0) / 2.0) / f;
     let (cx, cy) = (to_level(kp.x), to_level(kp.y));
-    let n = ((step / f).ceil() as usize).clamp(1, MAX_SUBSAMPLES);
+    let n = ((step / f - SUBSAMPLE_SLACK).ceil() as usize).clamp(1, MAX_SUBSAMPLES);
     let (sin, cos) = kp.ori.to_radians().sin_cos();
     let (a, b) = (half / f * cos, half / f * sin);
     let inv = 1.0 / (size * n) as f32;

@@ -37,11 +37,11 @@ impl Plane {
     }
 
     /// Bilinear sample at real coordinates, edges replicated.
-    #[inline]
+    #[inline(always)]
     pub fn sample(&self, x: f32, y: f32) -> f32 {
-        let (fx, fy) = (x.floor(), y.floor());
-        let (ax, ay) = (x - fx, y - fy);
-        let (x0, y0) = (fx as isize, fy as isize);
+        let (x0, y0) = (fast_floor(x), fast_floor(y));
+        let (ax, ay) = (x - x0 as f32, y - y0 as f32);
+        let (x0, y0) = (x0 as isize, y0 as isize);
         let top = self.at_clamped(x0, y0) * (1.0 - ax) + self.at_clamped(x0 + 1, y0) * ax;
         let bottom = self.at_clamped(x0, y0 + 1) * (1.0 - ax) + self.at_clamped(x0 + 1, y0 + 1) * ax;
         top * (1.0 - ay) + bottom * ay
@@ -104,13 +104,20 @@ impl Plane {
     }
 
     /// Twice the resolution, bilinear: pixel `j` of the result samples this plane at `j / 2`,
-    /// so coordinates halve exactly back (no quarter-pixel shift).
+    /// so coordinates halve exactly back (no quarter-pixel shift). Even pixels copy, odd ones
+    /// average their two (or four) neighbours; the last row and column replicate the edge.
     pub fn upsample(&self) -> Plane {
         let (w, h) = (2 * self.width, 2 * self.height);
         let mut out = Plane::zeros(w, h);
-        out.data.par_chunks_mut(w.max(1)).enumerate().for_each(|(y, dst)| {
-            for (x, d) in dst.iter_mut().enumerate() {
-                *d = self.sample(x as f32 * 0.5, y as f32 * 0.5);
+        let sw = self.width;
+        out.data.par_chunks_mut(2 * w).enumerate().for_each(|(y, rows)| {
+            let next = (y + 1).min(self.height - 1);
+            let (top, bottom) = (&self.data[y * sw..(y + 1) * sw], &self.data[next * sw..(next + 1) * sw]);
+            let (even, odd) = rows.split_at_mut(w);
+            upsample_row(top, even);
+            upsample_row(bottom, odd);
+            for (o, &e) in odd.iter_mut().zip(even.iter()) {
+                *o = 0.5 * (*o + e);
             }
         });
         out
@@ -136,6 +143,25 @@ impl Plane {
         let data = self.data.par_iter().zip(&other.data).map(|(a, b)| a - b).collect();
         Plane { width: self.width, height: self.height, data }
     }
+}
+
+/// One row at twice the resolution: `dst[2i] = src[i]`, `dst[2i+1]` the mean of `src[i]` and
+/// `src[i+1]` (the edge value past the end).
+fn upsample_row(src: &[f32], dst: &mut [f32]) {
+    let n = src.len();
+    for i in 0..n {
+        let next = src[(i + 1).min(n - 1)];
+        dst[2 * i] = src[i];
+        dst[2 * i + 1] = 0.5 * (src[i] + next);
+    }
+}
+
+/// `floor` without a call into libm (the baseline x86-64 target has no rounding instruction):
+/// truncation, corrected for negative values. Exact for |x| < 2^31.
+#[inline(always)]
+fn fast_floor(x: f32) -> i32 {
+    let t = x as i32;
+    t - i32::from((t as f32) > x)
 }
 
 /// `dst = kernel[r] * centre + sum_k kernel[r + k] * (before_k + after_k)` for a symmetric
@@ -226,6 +252,24 @@ mod tests {
         assert_eq!((h.width, h.height), (3, 2));
         let expect = 0.25 * (r.at(0, 0) + r.at(1, 0) + r.at(0, 1) + r.at(1, 1));
         assert!((h.at(0, 0) - expect).abs() < 1e-7);
+    }
+
+    #[test]
+    fn upsample_samples_at_half_coordinates() {
+        let r = ramp(5, 3);
+        let u = r.upsample();
+        assert_eq!((u.width, u.height), (10, 6));
+        for (x, y) in [(0, 0), (3, 2), (7, 3), (9, 5), (4, 1)] {
+            let expect = r.sample(x as f32 * 0.5, y as f32 * 0.5);
+            assert!((u.at(x, y) - expect).abs() < 1e-6, "({x}, {y}): {} vs {expect}", u.at(x, y));
+        }
+    }
+
+    #[test]
+    fn fast_floor_matches_floor() {
+        for v in [-2.5f32, -2.0, -0.3, 0.0, 0.7, 3.0, 1e6 + 0.5] {
+            assert_eq!(fast_floor(v), v.floor() as i32, "{v}");
+        }
     }
 
     #[test]

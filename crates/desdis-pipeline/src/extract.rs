@@ -25,12 +25,7 @@ impl Extractor {
     /// An extractor running `net` on the patches of `detect`'s keypoints, `batch` at a time.
     pub fn new(net: Net, detect: DetectConfig, batch: usize) -> Result<Self> {
         detect.validate()?;
-        if detect.patch_size != NET_PATCH_SIDE {
-            return Err(Error::Invalid(format!(
-                "patch_size {} must be {NET_PATCH_SIDE}: the nets read {NET_PATCH_SIDE}x{NET_PATCH_SIDE} patches",
-                detect.patch_size
-            )));
-        }
+        check_patch_size(&detect)?;
         if batch == 0 {
             return Err(Error::Invalid("the batch size must be at least 1".into()));
         }
@@ -59,7 +54,14 @@ impl Extractor {
 
     /// Features of a loaded image.
     pub fn extract(&self, image: &LoadedImage) -> Result<ImageFeatures> {
-        let (keypoints, patches) = detect_and_cut(&image.plane, &self.detect)?;
+        self.extract_with(image, &self.detect)
+    }
+
+    /// Features of a loaded image with other detector settings than the extractor's (the net
+    /// reads 32x32 patches: `detect.patch_size` must be 32).
+    pub fn extract_with(&self, image: &LoadedImage, detect: &DetectConfig) -> Result<ImageFeatures> {
+        check_patch_size(detect)?;
+        let (keypoints, patches) = detect_and_cut(&image.plane, detect)?;
         let dim = self.net.arch().descriptor_size();
         let descriptors = if keypoints.is_empty() {
             Vec::new()
@@ -71,6 +73,16 @@ impl Extractor {
         }
         Ok(to_original(&keypoints, descriptors, dim, image))
     }
+}
+
+fn check_patch_size(detect: &DetectConfig) -> Result<()> {
+    if detect.patch_size != NET_PATCH_SIDE {
+        return Err(Error::Invalid(format!(
+            "patch_size {} must be {NET_PATCH_SIDE}: the nets read {NET_PATCH_SIDE}x{NET_PATCH_SIDE} patches",
+            detect.patch_size
+        )));
+    }
+    Ok(())
 }
 
 /// Keypoints from the (maybe downscaled) plane to the original image, as a resize maps pixel

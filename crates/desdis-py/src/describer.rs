@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use candle_core::Device;
-use desdis_detect::{detect_and_cut, load_image, DetectConfig, Keypoint, LoadedImage};
+use desdis_detect::{load_image, DetectConfig, LoadedImage};
 use desdis_eval::describe_f32;
 use desdis_models::arch::Arch;
 use desdis_models::device::select_device;
 use desdis_models::nets::Net;
-use desdis_pipeline::load_describer;
+use desdis_pipeline::{load_describer, Extractor};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2};
 use pyo3::prelude::*;
@@ -24,7 +24,7 @@ const BATCH: usize = 512;
 /// A descriptor net loaded once, used for any number of calls (from any thread).
 #[pyclass(frozen, module = "desdis")]
 pub struct Describer {
-    net: Net,
+    extractor: Extractor,
 }
 
 /// What `extract` reads: a file, or pixels already converted to a gray plane.
@@ -51,20 +51,20 @@ impl Describer {
         let weights = weights.map(|w| w.0);
         let arch = arch.map(|a| Arch::parse(a).map_err(Failure::from)).transpose().py(py)?;
         let device = device.to_string();
-        let net = py.detach(move || load(weights.as_deref(), arch, &device)).py(py)?;
-        Ok(Describer { net })
+        let extractor = py.detach(move || load(weights.as_deref(), arch, &device)).py(py)?;
+        Ok(Describer { extractor })
     }
 
     /// The architecture's name (`desdis-32`, `hardnet`, ...).
     #[getter]
     fn arch(&self) -> String {
-        self.net.arch().to_string()
+        self.extractor.net().arch().to_string()
     }
 
     /// Floats per descriptor.
     #[getter]
     fn descriptor_size(&self) -> usize {
-        self.net.arch().descriptor_size()
+        self.extractor.net().arch().descriptor_size()
     }
 
     fn __repr__(&self) -> String {
@@ -80,7 +80,7 @@ impl Describer {
         batch_size: usize,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let owned = read(patches, "patches", &["uint8", "float32"]).py(py)?;
-        let net = &self.net;
+        let net = self.extractor.net();
         let (values, n) = py.detach(|| describe(net, owned, batch_size)).py(py)?;
         to_matrix(py, values, n, self.descriptor_size())
     }
@@ -96,8 +96,8 @@ impl Describer {
     ) -> PyResult<Bound<'py, PyDict>> {
         let source = image_source(image).py(py)?;
         let cfg = DetectConfig { max_keypoints, upright, ..DetectConfig::default() };
-        let net = &self.net;
-        let features = py.detach(|| extract(net, source, &cfg)).py(py)?;
+        let extractor = &self.extractor;
+        let features = py.detach(|| extract(extractor, source, &cfg)).py(py)?;
         features_dict(py, features, self.descriptor_size())
     }
 }
@@ -118,9 +118,10 @@ impl<'a, 'py> FromPyObject<'a, 'py> for PathOrStr {
     }
 }
 
-fn load(weights: Option<&str>, arch: Option<Arch>, device: &str) -> Result<Net> {
+fn load(weights: Option<&str>, arch: Option<Arch>, device: &str) -> Result<Extractor> {
     let device: Device = select_device(Some(device))?;
-    Ok(load_describer(weights, arch, &device)?)
+    let net = load_describer(weights, arch, &device)?;
+    Ok(Extractor::new(net, DetectConfig::default(), BATCH)?)
 }
 
 fn describe(net: &Net, patches: crate::arrays::Owned, batch: usize) -> Result<(Vec<f32>, usize)> {
@@ -146,37 +147,24 @@ fn image_source(image: &Bound<'_, PyAny>) -> Result<ImageSource> {
     }
 }
 
-/// Detect, cut, describe, as `desdis extract` does for one image.
-fn extract(net: &Net, source: ImageSource, cfg: &DetectConfig) -> Result<Features> {
+/// Detect, cut, describe: the pipeline's own extraction, so the result is `desdis extract`'s.
+fn extract(extractor: &Extractor, source: ImageSource, cfg: &DetectConfig) -> Result<Features> {
     let (image, name) = match source {
         ImageSource::File(path) => (load_image(&path, None)?, path.display().to_string()),
         ImageSource::Pixels(image) => (image, "image".to_string()),
     };
-    let (keypoints, patches) = detect_and_cut(&image.plane, cfg)?;
-    let descriptors = if keypoints.is_empty() {
-        Vec::new()
-    } else {
-        describe_f32(net, &patches, BATCH, net.device(), |_| ())?
-    };
-    if descriptors.iter().any(|v| !v.is_finite()) {
-        return Err(desdis_pipeline::Error::NonFinite(name).into());
-    }
-    Ok(to_original(&keypoints, descriptors, &image))
-}
-
-/// Keypoints from the (maybe downscaled) plane to the original image, exactly as the pipeline
-/// maps them (`x_orig + 0.5 = (x + 0.5) / factor`), so both give bit-identical coordinates.
-fn to_original(keypoints: &[Keypoint], descriptors: Vec<f32>, image: &LoadedImage) -> Features {
-    let [fx, fy] = image.scale_factors();
-    let scale_factor = (fx * fy).sqrt();
-    Features {
-        keypoints: keypoints.iter().flat_map(|k| [(k.x + 0.5) / fx - 0.5, (k.y + 0.5) / fy - 0.5]).collect(),
-        scales: keypoints.iter().map(|k| k.scale / scale_factor).collect(),
-        oris: keypoints.iter().map(|k| k.ori).collect(),
-        scores: keypoints.iter().map(|k| k.score).collect(),
-        descriptors,
-        image_size: image.original_size,
-    }
+    let f = extractor.extract_with(&image, cfg).map_err(|e| match e {
+        desdis_pipeline::Error::NonFinite(_) => desdis_pipeline::Error::NonFinite(name),
+        other => other,
+    })?;
+    Ok(Features {
+        keypoints: f.keypoints.iter().flatten().copied().collect(),
+        descriptors: f.descriptors,
+        scores: f.scores,
+        scales: f.scales,
+        oris: f.oris,
+        image_size: f.image_size,
+    })
 }
 
 /// A row-major `(rows, cols)` float32 array.
