@@ -47,32 +47,60 @@ pub fn find_extrema(space: &ScaleSpace, cfg: &DetectConfig) -> Vec<Extremum> {
 /// Pixels of DoG `level` above `threshold` in magnitude that are the maximum or the minimum
 /// of their 26 neighbours across the adjacent levels.
 fn candidates(dogs: &[Plane], level: usize, threshold: f32) -> Vec<(usize, usize)> {
-    let (below, here, above) = (&dogs[level - 1], &dogs[level], &dogs[level + 1]);
-    let (w, h) = (here.width, here.height);
-    (BORDER..h - BORDER)
-        .into_par_iter()
-        .flat_map_iter(|y| {
-            let row = &here.data[y * w..(y + 1) * w];
-            let mut found = Vec::new();
-            // Most of a row is below the threshold: test 8 values at a time (one vector
-            // compare) and look closer only where one passes.
-            let (start, end) = (BORDER, w - BORDER);
-            let mut x = start;
-            while x < end {
-                let stop = (x + 8).min(end);
-                if row[x..stop].iter().fold(0.0f32, |m, v| m.max(v.abs())) > threshold {
-                    for xx in x..stop {
-                        let v = row[xx];
-                        if v.abs() > threshold && is_extremum(v, [below, here, above], xx, y) {
-                            found.push((xx, y));
-                        }
-                    }
-                }
-                x = stop;
-            }
-            found
-        })
-        .collect()
+    let planes = [&dogs[level - 1], &dogs[level], &dogs[level + 1]];
+    let h = planes[1].height;
+    (BORDER..h - BORDER).into_par_iter().flat_map_iter(|y| scan_row(planes, y, threshold)).collect()
+}
+
+/// The extrema of one row: a cheap vectorised test marks the candidates (most pixels fail it),
+/// and only those get the full 26-neighbour test.
+#[inline(never)]
+fn scan_row(planes: [&Plane; 3], y: usize, threshold: f32) -> Vec<(usize, usize)> {
+    let w = planes[1].width;
+    let row = &planes[1].data[y * w..(y + 1) * w];
+    let mut marks = vec![0u8; w];
+    mark_row_candidates(row, threshold, &mut marks);
+    let mut found = Vec::new();
+    for x in BORDER..w - BORDER {
+        if marks[x] != 0 && is_extremum(row[x], planes, x, y) {
+            found.push((x, y));
+        }
+    }
+    found
+}
+
+/// `marks[x] = 1` where `|row[x]| > threshold` and `row[x]` is beyond both of its row
+/// neighbours on the same side (a necessary condition of an extremum).
+fn mark_row_candidates(row: &[f32], threshold: f32, marks: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above; nothing else is required.
+        unsafe { mark_avx2(row, threshold, marks) };
+        return;
+    }
+    mark_body(row, threshold, marks);
+}
+
+/// The same loop compiled for AVX2, chosen at run time so the binary runs on older CPUs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn mark_avx2(row: &[f32], threshold: f32, marks: &mut [u8]) {
+    mark_body(row, threshold, marks);
+}
+
+#[inline(always)]
+fn mark_body(row: &[f32], threshold: f32, marks: &mut [u8]) {
+    let n = row.len();
+    if n < 3 {
+        return;
+    }
+    let (left, centre, right) = (&row[..n - 2], &row[1..n - 1], &row[2..]);
+    // Non-short-circuit `&` and `|` keep the loop branch-free, so it vectorises.
+    for (((m, &l), &v), &r) in marks[1..n - 1].iter_mut().zip(left).zip(centre).zip(right) {
+        let strong = v.abs() > threshold;
+        let peak = (v > l) & (v > r) | (v < l) & (v < r);
+        *m = u8::from(strong & peak);
+    }
 }
 
 fn is_extremum(v: f32, planes: [&Plane; 3], x: usize, y: usize) -> bool {

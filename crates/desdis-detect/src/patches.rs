@@ -66,6 +66,7 @@ pub fn cut_patches(
     out
 }
 
+#[inline(never)]
 fn cut_one(pyramid: &PatchPyramid, kp: &Keypoint, magnification: f32, size: usize, patch: &mut [f32]) {
     let half = magnification * kp.scale;
     let step = 2.0 * half / size as f32;
@@ -81,6 +82,13 @@ fn cut_one(pyramid: &PatchPyramid, kp: &Keypoint, magnification: f32, size: usiz
     let (sin, cos) = kp.ori.to_radians().sin_cos();
     let (a, b) = (half / f * cos, half / f * sin);
     let inv = 1.0 / (size * n) as f32;
+    // Most patches lie well inside the image: sample those without the edge clamps.
+    let reach = a.abs() + b.abs() + 1.0;
+    let inside = cx - reach >= 0.0
+        && cy - reach >= 0.0
+        && cx + reach <= (image.width - 2) as f32
+        && cy + reach <= (image.height - 2) as f32;
+    let sample = |x: f32, y: f32| if inside { image.sample_inside(x, y) } else { image.sample(x, y) };
     for row in 0..size {
         for col in 0..size {
             let mut acc = 0.0;
@@ -89,7 +97,7 @@ fn cut_one(pyramid: &PatchPyramid, kp: &Keypoint, magnification: f32, size: usiz
                 let v = (row * n + sy) as f32 * 2.0 * inv + inv - 1.0;
                 for sx in 0..n {
                     let u = (col * n + sx) as f32 * 2.0 * inv + inv - 1.0;
-                    acc += image.sample(cx + a * u - b * v, cy + b * u + a * v);
+                    acc += sample(cx + a * u - b * v, cy + b * u + a * v);
                 }
             }
             patch[row * size + col] = acc / (n * n) as f32;

@@ -47,6 +47,21 @@ impl Plane {
         top * (1.0 - ay) + bottom * ay
     }
 
+    /// Bilinear sample at coordinates known to lie in `[0, width - 2] x [0, height - 2]`, where
+    /// no clamping is needed (checked in debug builds; out of range it may panic, never read
+    /// outside the buffer).
+    #[inline(always)]
+    pub fn sample_inside(&self, x: f32, y: f32) -> f32 {
+        debug_assert!(x >= 0.0 && y >= 0.0 && x <= (self.width - 2) as f32 && y <= (self.height - 2) as f32);
+        let (x0, y0) = (x as usize, y as usize);
+        let (ax, ay) = (x - x0 as f32, y - y0 as f32);
+        let i = y0 * self.width + x0;
+        let (top, bottom) = (&self.data[i..i + 2], &self.data[i + self.width..i + self.width + 2]);
+        let t = top[0] + (top[1] - top[0]) * ax;
+        let b = bottom[0] + (bottom[1] - bottom[0]) * ax;
+        t + (b - t) * ay
+    }
+
     /// Separable Gaussian blur of standard deviation `sigma` pixels (edges replicated).
     pub fn blur(&self, sigma: f32) -> Plane {
         if sigma <= 0.0 || self.data.is_empty() {
