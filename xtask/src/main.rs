@@ -6,6 +6,7 @@
 //! `cargo xtask memcheck` that training holds its memory flat.
 
 mod bench;
+mod bench_images;
 mod ci_cuda;
 mod cuda_toolchain;
 mod gpu_check;
@@ -37,6 +38,8 @@ enum Command {
     Train(TrainArgs),
     /// Time every net (inference, train steps) against PyTorch when available; writes docs/performance.md.
     Bench(bench::Bench),
+    /// Time `desdis extract` / `desdis match` on HPatches against OpenCV SIFT and kornia; MMA; writes docs/pipeline.md.
+    BenchImages(bench_images::BenchImages),
     /// Copy a trained light student into data/weights/ (the default weights of `desdis describe`).
     ShipWeights(ship_weights::ShipWeights),
     /// Install a CUDA 13 build toolchain from PyPI wheels (cached) and print the environment to export.
@@ -80,6 +83,7 @@ fn main() {
         Command::Reproduce(args) => reproduce::run(&args),
         Command::Train(args) => train(&args),
         Command::Bench(bench) => bench.run(),
+        Command::BenchImages(cmd) => cmd.run(),
         Command::ShipWeights(cmd) => cmd.run(),
         Command::CudaToolchain(cmd) => cmd.run(),
         Command::GpuCheck(cmd) => cmd.run(),
