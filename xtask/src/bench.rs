@@ -176,7 +176,7 @@ impl Bench {
         }
 
         let report = Report {
-            cpu: cpu_model(),
+            cpu: crate::stdx::cpu_model(),
             threads,
             torch_version,
             date_utc: utc_now(),
@@ -194,7 +194,8 @@ impl Bench {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         if !self.no_doc {
-            let doc = self.doc.clone().unwrap_or_else(|| workspace_root().join("docs/performance.md"));
+            let doc =
+                self.doc.clone().unwrap_or_else(|| crate::stdx::workspace_root().join("docs/performance.md"));
             write_section(&doc, &section)?;
             eprintln!("bench: updated {}", doc.display());
         }
@@ -287,7 +288,7 @@ impl Bench {
         warmup: usize,
         reps: usize,
     ) -> anyhow::Result<TorchReport> {
-        let script = workspace_root().join("xtask/bench_torch.py");
+        let script = crate::stdx::workspace_root().join("xtask/bench_torch.py");
         let pairs: Vec<String> = self.train_pairs.iter().map(usize::to_string).collect();
         let output = Command::new(python)
             .arg(&script)
@@ -327,17 +328,7 @@ fn median_seconds(
         f()?;
         times.push(start.elapsed().as_secs_f64());
     }
-    Ok(median(&mut times))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => 0.5 * (values[n / 2 - 1] + values[n / 2]),
-    }
+    Ok(crate::stdx::median(&times))
 }
 
 fn find_torch_python(explicit: Option<&Path>) -> Option<PathBuf> {
@@ -357,10 +348,6 @@ fn find_torch_python(explicit: Option<&Path>) -> Option<PathBuf> {
         }
         None => Some(PathBuf::from("python3")).filter(|p| imports_torch(p)),
     }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -525,18 +512,6 @@ fn splice_section(old: &str, section: &str) -> anyhow::Result<String> {
     }
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, name)| name.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
-}
-
 /// Now as `YYYY-MM-DD HH:MM`, UTC.
 fn utc_now() -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -585,8 +560,8 @@ mod tests {
 
     #[test]
     fn medians() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(crate::stdx::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(crate::stdx::median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 
     /// The benchmark on one small net, without docs or PyTorch: `cargo test -p xtask --release

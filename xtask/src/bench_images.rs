@@ -23,7 +23,7 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::workspace_root;
+use crate::stdx::workspace_root;
 
 const MARK_BEGIN: &str = "<!-- bench-images:begin -->";
 const MARK_END: &str = "<!-- bench-images:end -->";
@@ -220,7 +220,7 @@ impl BenchImages {
             cpu: baseline_meta
                 .first()
                 .and_then(|m| m["cpu_model"].as_str())
-                .map_or_else(cpu_model, str::to_string),
+                .map_or_else(crate::stdx::cpu_model, str::to_string),
             threads: self.threads,
             repeats,
             max_keypoints: self.max_keypoints,
@@ -235,7 +235,7 @@ impl BenchImages {
         };
         let target = binary.parent().and_then(Path::parent).context("the desdis binary has no target dir")?;
         let json = target.join("bench-images/results.json");
-        write_atomic(&json, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        crate::stdx::write_atomic(&json, serde_json::to_string_pretty(&report)?.as_bytes())?;
         eprintln!("bench-images: wrote {}", json.display());
 
         let section = render(&report);
@@ -474,7 +474,7 @@ fn summarise(config: &Config, seq: &Sequence, warmup: &RunOutcome, runs: &[RunOu
     let extract_ms_runs: Vec<f64> = runs.iter().map(|r| r.extract_ms).collect();
     let match_ms_runs: Vec<f64> = runs.iter().map(|r| r.match_ms).collect();
     let end_to_end_ms_runs: Vec<f64> = runs.iter().map(|r| r.extract_ms + r.match_ms).collect();
-    let extract_ms_total = median(&extract_ms_runs);
+    let extract_ms_total = crate::stdx::median(&extract_ms_runs);
     let last = runs.last().unwrap_or(warmup);
     let n_pairs = last.pairs.len().max(1) as f64;
     let mma_mean = (0..DEFAULT_THRESHOLDS.len())
@@ -487,8 +487,8 @@ fn summarise(config: &Config, seq: &Sequence, warmup: &RunOutcome, runs: &[RunOu
             .map_or_else(|| "built-in default".into(), |w| w.display().to_string()),
         extract_ms_per_image: extract_ms_total / seq.images.len() as f64,
         extract_ms_total,
-        match_ms_per_pair: median(&match_ms_runs) / seq.pairs.len() as f64,
-        end_to_end_ms: median(&end_to_end_ms_runs),
+        match_ms_per_pair: crate::stdx::median(&match_ms_runs) / seq.pairs.len() as f64,
+        end_to_end_ms: crate::stdx::median(&end_to_end_ms_runs),
         end_to_end_ms_runs,
         keypoints_mean: last.keypoints.iter().sum::<usize>() as f64 / last.keypoints.len().max(1) as f64,
         keypoints: last.keypoints.clone(),
@@ -558,17 +558,6 @@ fn accuracy(features: &Path, matches: &Path, seq: &Sequence) -> Result<(Vec<usiz
     Ok((keypoints, scores))
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => sorted[n / 2],
-        _ => 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]),
-    }
-}
-
 /// Whether `python -c "import <modules>"` succeeds.
 fn imports(python: &Path, modules: &str) -> bool {
     Command::new(python)
@@ -606,17 +595,6 @@ fn utc_now() -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown date".into())
-}
-
-/// The CPU's model name, for runs without the script (which reports it otherwise).
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("model name"))?.to_string();
-            Some(line.split_once(':')?.1.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
 /// `desdis --version`, or "unknown".
@@ -763,7 +741,7 @@ fn render_accuracy(report: &Report, seq: &str) -> String {
 fn write_section(path: &Path, section: &str) -> Result<()> {
     let old = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let new = splice_section(&old, section).with_context(|| format!("updating {}", path.display()))?;
-    write_atomic(path, new.as_bytes())
+    crate::stdx::write_atomic(path, new.as_bytes())
 }
 
 fn splice_section(old: &str, section: &str) -> Result<String> {
@@ -773,17 +751,6 @@ fn splice_section(old: &str, section: &str) -> Result<String> {
     ensure!(begin < end, "`{MARK_END}` comes before `{MARK_BEGIN}`");
     let head = &old[..begin + MARK_BEGIN.len()];
     Ok(format!("{head}\n{}\n{}", section.trim_end(), &old[end..]))
-}
-
-/// Writes `bytes` to a temporary sibling of `path` and renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let name = path.file_name().context("a path without a file name")?.to_string_lossy();
-    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&temp, bytes).with_context(|| format!("writing {}", temp.display()))?;
-    std::fs::rename(&temp, path).with_context(|| format!("renaming {} to {}", temp.display(), path.display()))
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -893,9 +860,9 @@ mod tests {
 
     #[test]
     fn medians() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0]), 2.5);
-        assert!(median(&[]).is_nan());
+        assert_eq!(crate::stdx::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(crate::stdx::median(&[4.0, 1.0]), 2.5);
+        assert!(crate::stdx::median(&[]).is_nan());
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct CiCuda {
 impl CiCuda {
     pub fn run(self) -> anyhow::Result<()> {
         let toolchain = CudaToolchain::defaults().ensure()?;
-        let root = crate::workspace_root();
+        let root = crate::stdx::workspace_root();
         let target_dir = self.target_dir.unwrap_or_else(|| root.join("target/cuda"));
         if self.build {
             return toolchain.cargo(&root, &target_dir, BUILD_CUDA_CLI, "ci-cuda");

@@ -78,7 +78,7 @@ impl CudaToolchain {
     pub fn ensure(&self) -> anyhow::Result<Toolchain> {
         let prefix = match &self.prefix {
             Some(p) => absolute(p)?,
-            None => crate::workspace_root().join("target/cuda-toolchain"),
+            None => crate::stdx::workspace_root().join("target/cuda-toolchain"),
         };
         if self.compute_cap.is_empty() || !self.compute_cap.chars().all(|c| c.is_ascii_alphanumeric()) {
             bail!("--compute-cap {:?}: expected a number such as 90 (or 90a)", self.compute_cap);
@@ -353,7 +353,7 @@ fn cudarc_dir() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(&cargo)
         .args(["metadata", "--format-version", "1", "--features", "desdis-models/cuda"])
-        .current_dir(crate::workspace_root())
+        .current_dir(crate::stdx::workspace_root())
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("running {cargo} metadata"))?;

@@ -42,7 +42,7 @@ pub struct GpuCheck {
 
 impl GpuCheck {
     pub fn run(self) -> anyhow::Result<()> {
-        let root = crate::workspace_root();
+        let root = crate::stdx::workspace_root();
         let toolchain = CudaToolchain::defaults().ensure()?;
         let target_dir = self.target_dir.clone().unwrap_or_else(|| root.join("target/cuda"));
         if !self.no_build {

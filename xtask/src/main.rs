@@ -15,6 +15,7 @@ mod plots;
 mod report;
 mod reproduce;
 mod ship_weights;
+mod stdx;
 mod ubc;
 
 use std::path::PathBuf;
@@ -94,12 +95,6 @@ fn main() {
         eprintln!("xtask: error: {e:#}");
         std::process::exit(1);
     }
-}
-
-/// The workspace root (the folder above `xtask/`).
-pub(crate) fn workspace_root() -> PathBuf {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
 fn train(args: &TrainArgs) -> anyhow::Result<()> {

@@ -233,7 +233,7 @@ fn draw_plots(
 
 /// Full mode: the report and its plots go to `docs/`.
 fn publish(out: &Path, table: &str, plots: &[(String, String)]) -> Result<()> {
-    let docs = workspace_root().join("docs");
+    let docs = crate::stdx::workspace_root().join("docs");
     std::fs::create_dir_all(docs.join("img"))?;
     for (file, _) in plots {
         let bytes = std::fs::read(out.join(file))?;
@@ -244,14 +244,12 @@ fn publish(out: &Path, table: &str, plots: &[(String, String)]) -> Result<()> {
     Ok(())
 }
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Corresponding patches of each test sequence, cut once and shared by every model.
 fn load_cuts(args: &ReproduceArgs, budget: &Budget) -> Result<Vec<(String, CutSet)>> {
-    let dir =
-        args.sequences.clone().unwrap_or_else(|| workspace_root().join("../shared/data/hpatches-sequences"));
+    let dir = args
+        .sequences
+        .clone()
+        .unwrap_or_else(|| crate::stdx::workspace_root().join("../shared/data/hpatches-sequences"));
     let mut cuts = Vec::new();
     for name in SEQUENCES {
         let path = dir.join(name);

@@ -24,7 +24,7 @@ pub struct ShipWeights {
 
 impl ShipWeights {
     pub fn run(self) -> Result<()> {
-        let dest = crate::reproduce::workspace_root().join("data/weights");
+        let dest = crate::stdx::workspace_root().join("data/weights");
         fs::create_dir_all(&dest).with_context(|| format!("{}: cannot create", dest.display()))?;
         for (from, _) in FILES {
             let path = self.run.join(from);
