@@ -31,6 +31,7 @@ mod tests {
     #[test]
     fn the_embedded_default_is_a_desdis_32() {
         let net = load_describer(None, None, &Device::Cpu).unwrap();
-        assert_eq!(net.arch().descriptor_size(), 32);
+        assert_eq!(net.arch().to_string(), "desdis-32");
+        assert_eq!(net.arch().descriptor_size(), 128);
     }
 }
