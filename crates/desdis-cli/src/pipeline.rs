@@ -51,6 +51,13 @@ pub struct Extract {
     /// highest; each extra one is another keypoint at the same place).
     #[arg(long, default_value_t = DetectConfig::default().max_orientations)]
     max_orientations: usize,
+    /// Spread of the kept keypoints: each cell of an 8x8 grid first takes at most this many times
+    /// its even share of --max-keypoints (in order of strength), the rest go to the strongest.
+    #[arg(long, default_value_t = DetectConfig::default().spread_cap)]
+    spread_cap: f32,
+    /// Detector: largest ratio of principal curvatures kept (higher keeps more edge-like points).
+    #[arg(long, default_value_t = DetectConfig::default().edge_ratio)]
+    edge_ratio: f32,
     /// Detector: least DoG contrast (times the scales per octave) of a keypoint.
     #[arg(long, default_value_t = DetectConfig::default().contrast_threshold)]
     contrast_threshold: f32,
@@ -128,6 +135,8 @@ impl Extract {
             magnification: self.magnification,
             first_octave: self.first_octave,
             max_orientations: self.max_orientations,
+            spread_cap: self.spread_cap,
+            edge_ratio: self.edge_ratio,
             ..DetectConfig::default()
         };
         build_extractor(self.weights.as_deref(), self.arch.as_deref(), self.device.as_deref(), cfg)
