@@ -81,7 +81,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Reproduce(args) => reproduce::run(&args),
+        Command::Reproduce(args) => run_reproduce(&args),
         Command::Train(args) => train(&args),
         Command::Bench(bench) => bench.run(),
         Command::BenchImages(cmd) => cmd.run(),
@@ -94,6 +94,17 @@ fn main() {
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// `cargo xtask reproduce`: the embedded experiment, or with `--full` the UBC PhotoTour protocol.
+/// Dispatched here so that `ubc` uses `reproduce` and not the other way round.
+fn run_reproduce(args: &reproduce::ReproduceArgs) -> anyhow::Result<()> {
+    let settings = reproduce::Settings::from_args(args)?;
+    if args.full {
+        ubc::run(args, &settings.kinds, settings.seeds, &settings.device)
+    } else {
+        reproduce::run(args, &settings)
     }
 }
 

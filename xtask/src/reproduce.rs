@@ -147,29 +147,46 @@ const QUICK: Budget = Budget {
 /// The sequences scored when `--sequences` is not given.
 const SEQUENCES: [&str; 2] = ["v_wormhole", "v_churchill"];
 
-/// Runs the whole experiment.
-pub fn run(args: &ReproduceArgs) -> Result<()> {
+/// What both modes of `cargo xtask reproduce` (the embedded experiment and `--full`) read from
+/// the flags, checked once.
+#[derive(Debug)]
+pub struct Settings {
+    /// The teachers' loss kinds.
+    pub kinds: Vec<LossKind>,
+    /// Seeds per student.
+    pub seeds: usize,
+    /// Where every run trains.
+    pub device: Device,
+}
+
+impl Settings {
+    /// Checks the budget and seed count, parses the teachers and picks the device.
+    pub fn from_args(args: &ReproduceArgs) -> Result<Self> {
+        let seeds = args.seeds.unwrap_or(2);
+        ensure!(args.budget > 0.0 && args.budget.is_finite(), "--budget must be a positive number");
+        ensure!(seeds >= 1, "--seeds must be at least 1");
+        let kinds = args.kinds()?;
+        let device = desdis_models::device::select_device(args.device.as_deref())?;
+        Ok(Settings { kinds, seeds, device })
+    }
+}
+
+/// Runs the whole experiment on the embedded set (`--full` is `ubc::run`'s).
+pub fn run(args: &ReproduceArgs, settings: &Settings) -> Result<()> {
     let started = Instant::now();
     let budget = if args.quick { QUICK } else { DEFAULT };
-    let seeds = args.seeds.unwrap_or(2);
-    ensure!(args.budget > 0.0 && args.budget.is_finite(), "--budget must be a positive number");
-    ensure!(seeds >= 1, "--seeds must be at least 1");
-    let kinds = args.kinds()?;
-    let device = desdis_models::device::select_device(args.device.as_deref())?;
-    if args.full {
-        return crate::ubc::run(args, &kinds, seeds, &device);
-    }
+    let (kinds, seeds, device) = (&settings.kinds, settings.seeds, &settings.device);
     let cuts = load_cuts(args, &budget)?;
     let mut results = Vec::new();
-    for kind in &kinds {
+    for kind in kinds {
         let root = args.out.join(kind.as_str());
         let teacher = teacher_config(args, &budget, *kind);
         for job in plan_jobs(*kind, &root, &teacher, budget.light_arch, seeds, args.ablations) {
-            results.push(run_job(*kind, &job, &cuts, &device)?);
+            results.push(run_job(*kind, &job, &cuts, device)?);
         }
     }
     let sequences: Vec<String> = cuts.iter().map(|(name, _)| name.clone()).collect();
-    let plots = draw_plots(&args.out, &results, &kinds, &sequences);
+    let plots = draw_plots(&args.out, &results, kinds, &sequences);
     let flags: Vec<String> = std::env::args().skip(2).collect();
     let ctx = report::ReportContext {
         quick: args.quick,

@@ -219,7 +219,7 @@ mod tests {
         ];
         let rest = ["--batch-size", "16", "--device", "cpu", "--train-scene", "notredame"];
         let wrapper = Wrapper::try_parse_from(argv.iter().chain(&small).chain(&rest)).unwrap();
-        crate::reproduce::run(&wrapper.args).unwrap();
+        crate::run_reproduce(&wrapper.args).unwrap();
 
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("results-ubc.json")).unwrap()).unwrap();
