@@ -55,17 +55,32 @@ pub fn load_image(path: &Path, max_size: Option<u32>) -> Result<LoadedImage> {
     }
     let gray = to_gray(&image);
     drop(image);
-    let gray = match max_size {
-        Some(limit) if width.max(height) > limit.max(1) => {
-            let f = limit.max(1) as f64 / width.max(height) as f64;
-            let (w, h) =
-                (((width as f64 * f).round() as u32).max(1), ((height as f64 * f).round() as u32).max(1));
-            image::imageops::resize(&gray, w, h, FilterType::Triangle)
-        }
-        _ => gray,
-    };
-    let plane = Plane { width: gray.width() as usize, height: gray.height() as usize, data: gray.into_raw() };
-    Ok(LoadedImage { plane, original_size: [width, height] })
+    let plane = Plane { width: width as usize, height: height as usize, data: gray.into_raw() };
+    LoadedImage { plane, original_size: [width, height] }.fit(max_size)
+}
+
+impl LoadedImage {
+    /// This image resized (triangle filter, which widens with the scale factor and so does not
+    /// alias) so that its longer side is at most `max_size`; unchanged when it already fits or
+    /// `max_size` is `None`. The original size is kept, so features map back to it. Fails only
+    /// for a plane whose buffer does not hold `width * height` values.
+    pub fn fit(self, max_size: Option<u32>) -> Result<LoadedImage> {
+        let (width, height) = (self.plane.width as u32, self.plane.height as u32);
+        let limit = match max_size {
+            Some(limit) if width.max(height) > limit.max(1) => limit.max(1),
+            _ => return Ok(self),
+        };
+        let f = limit as f64 / width.max(height) as f64;
+        let (w, h) =
+            (((width as f64 * f).round() as u32).max(1), ((height as f64 * f).round() as u32).max(1));
+        let len = self.plane.data.len();
+        let Some(gray) = ImageBuffer::<Luma<f32>, Vec<f32>>::from_raw(width, height, self.plane.data) else {
+            return Err(Error::Config(format!("a {width}x{height} plane holds {len} values")));
+        };
+        let small = image::imageops::resize(&gray, w, h, FilterType::Triangle);
+        let plane = Plane { width: w as usize, height: h as usize, data: small.into_raw() };
+        Ok(LoadedImage { plane, original_size: self.original_size })
+    }
 }
 
 fn decode(path: &Path) -> Result<DynamicImage> {

@@ -86,18 +86,19 @@ impl Describer {
     }
 
     /// Keypoints and descriptors of an image file or array.
-    #[pyo3(signature = (image, max_keypoints=2000, upright=false))]
+    #[pyo3(signature = (image, max_keypoints=2000, upright=false, max_size=None))]
     fn extract<'py>(
         &self,
         py: Python<'py>,
         image: &Bound<'py, PyAny>,
         max_keypoints: usize,
         upright: bool,
+        max_size: Option<u32>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let source = image_source(image).py(py)?;
         let cfg = DetectConfig { max_keypoints, upright, ..DetectConfig::default() };
         let extractor = &self.extractor;
-        let features = py.detach(|| extract(extractor, source, &cfg)).py(py)?;
+        let features = py.detach(|| extract(extractor, source, &cfg, max_size)).py(py)?;
         features_dict(py, features, self.descriptor_size())
     }
 }
@@ -148,10 +149,15 @@ fn image_source(image: &Bound<'_, PyAny>) -> Result<ImageSource> {
 }
 
 /// Detect, cut, describe: the pipeline's own extraction, so the result is `desdis extract`'s.
-fn extract(extractor: &Extractor, source: ImageSource, cfg: &DetectConfig) -> Result<Features> {
+fn extract(
+    extractor: &Extractor,
+    source: ImageSource,
+    cfg: &DetectConfig,
+    max_size: Option<u32>,
+) -> Result<Features> {
     let (image, name) = match source {
-        ImageSource::File(path) => (load_image(&path, None)?, path.display().to_string()),
-        ImageSource::Pixels(image) => (image, "image".to_string()),
+        ImageSource::File(path) => (load_image(&path, max_size)?, path.display().to_string()),
+        ImageSource::Pixels(image) => (image.fit(max_size)?, "image".to_string()),
     };
     let f = extractor.extract_with(&image, cfg).map_err(|e| match e {
         desdis_pipeline::Error::NonFinite(_) => desdis_pipeline::Error::NonFinite(name),

@@ -133,3 +133,35 @@ def test_ratio_and_mutual_options():
     np.testing.assert_allclose(dist, np.linalg.norm(d0 - d1[:50], axis=1), rtol=1e-5)
     loose, _ = desdis.match(d1, d0, mutual=False)
     assert len(loose) == 80
+
+
+def test_max_size_equals_the_cli_and_arrays_equal_files(wormhole, desdis_bin, tmp_path, describer):
+    import subprocess
+
+    features = tmp_path / "small.h5"
+    proc = subprocess.run(
+        [str(desdis_bin), "extract", "--images", str(wormhole / "1.png"), "--output", str(features),
+         "--max-size", "400"],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    got = describer.extract(wormhole / "1.png", max_size=400)
+    with h5py.File(features, "r") as f:
+        np.testing.assert_array_equal(got["keypoints"], f["1.png"]["keypoints"][()])
+        np.testing.assert_array_equal(got["descriptors"], f["1.png"]["descriptors"][()].T)
+    full = describer.extract(wormhole / "1.png")
+    # Downscaled: fewer keypoints, coordinates still in the original image's pixels.
+    assert len(got["keypoints"]) < len(full["keypoints"])
+    np.testing.assert_array_equal(got["image_size"], full["image_size"])
+    w, h = full["image_size"]
+    assert got["keypoints"][:, 0].max() > w / 2 and got["keypoints"][:, 1].max() > h / 2
+
+
+def test_max_size_on_an_array_equals_the_file(tmp_path, describer):
+    pixels = (smooth_image(300, 420, seed=5) * 255).round().astype(np.uint8)
+    path = tmp_path / "smooth.pgm"
+    write_pnm(path, pixels)
+    from_file = describer.extract(path, max_size=200)
+    from_array = describer.extract(pixels, max_size=200)
+    for key in ("keypoints", "descriptors", "image_size"):
+        np.testing.assert_array_equal(from_array[key], from_file[key], err_msg=key)
+    np.testing.assert_array_equal(from_array["image_size"], [420, 300])

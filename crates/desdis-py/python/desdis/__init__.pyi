@@ -75,6 +75,7 @@ class Describer:
         image: Union[str, os.PathLike[str], npt.NDArray[Union[np.uint8, np.uint16, np.float32]]],
         max_keypoints: int = 2000,
         upright: bool = False,
+        max_size: Optional[int] = None,
     ) -> Dict[str, np.ndarray]:
         """Keypoints and descriptors of one image, as ``desdis extract`` writes them.
 
@@ -85,6 +86,8 @@ class Describer:
             max_keypoints: keypoints at most, the strongest spread over the image (0: all).
             upright: cut every patch upright instead of rotating it to the keypoint's
                 orientation.
+            max_size: downscale the image first when its longer side exceeds this many pixels
+                (as ``desdis extract --max-size``); coordinates stay in the original pixels.
 
         Returns:
             A dict of ``keypoints`` (N, 2) float32 (x, y; (0, 0) is the centre of the top-left
