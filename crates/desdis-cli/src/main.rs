@@ -1,4 +1,4 @@
-//! `desdis`: describe patches with learned descriptors, and evaluate descriptor nets.
+//! `desdis`: describe patches with learned descriptors, train and evaluate descriptor nets, and match photos.
 
 mod commands;
 mod gpu_check;
