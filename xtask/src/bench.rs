@@ -487,29 +487,21 @@ fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let new = splice_section(&old, section)?;
-    let name = path.file_name().context("the docs path has no file name")?.to_string_lossy();
-    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&temp, new).with_context(|| format!("writing {}", temp.display()))?;
-    std::fs::rename(&temp, path).with_context(|| format!("renaming {} to {}", temp.display(), path.display()))
+    crate::stdx::write_atomic(path, new.as_bytes())
 }
 
+/// `old` with the bench section replaced, or appended (with its markers) when it has none.
 fn splice_section(old: &str, section: &str) -> anyhow::Result<String> {
-    let body = format!("{MARK_START}\n{}\n{MARK_END}", section.trim_end());
-    match (old.find(MARK_START), old.find(MARK_END)) {
-        (Some(start), Some(end)) if start < end => {
-            Ok(format!("{}{body}{}", &old[..start], &old[end + MARK_END.len()..]))
-        }
-        (None, None) => {
-            let sep = match old {
-                "" => "",
-                _ if old.ends_with("\n\n") => "",
-                _ if old.ends_with('\n') => "\n",
-                _ => "\n\n",
-            };
-            Ok(format!("{old}{sep}{body}\n"))
-        }
-        _ => bail!("the docs have a broken pair of `{MARK_START}` / `{MARK_END}` markers"),
+    if let Some(new) = crate::stdx::replace_between(old, MARK_START, MARK_END, section)? {
+        return Ok(new);
     }
+    let sep = match old {
+        "" => "",
+        _ if old.ends_with("\n\n") => "",
+        _ if old.ends_with('\n') => "\n",
+        _ => "\n\n",
+    };
+    Ok(format!("{old}{sep}{MARK_START}\n{}\n{MARK_END}\n", section.trim_end()))
 }
 
 /// Now as `YYYY-MM-DD HH:MM`, UTC.

@@ -745,12 +745,8 @@ fn write_section(path: &Path, section: &str) -> Result<()> {
 }
 
 fn splice_section(old: &str, section: &str) -> Result<String> {
-    let (Some(begin), Some(end)) = (old.find(MARK_BEGIN), old.find(MARK_END)) else {
-        bail!("no `{MARK_BEGIN}` / `{MARK_END}` markers");
-    };
-    ensure!(begin < end, "`{MARK_END}` comes before `{MARK_BEGIN}`");
-    let head = &old[..begin + MARK_BEGIN.len()];
-    Ok(format!("{head}\n{}\n{}", section.trim_end(), &old[end..]))
+    crate::stdx::replace_between(old, MARK_BEGIN, MARK_END, section)?
+        .with_context(|| format!("no `{MARK_BEGIN}` / `{MARK_END}` markers"))
 }
 
 // ----------------------------------------------------------------------------------------------

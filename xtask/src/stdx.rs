@@ -33,6 +33,19 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
+/// `old` with what lies between the markers `begin` and `end` replaced by `section` (markers
+/// kept, each on its own line); `None` when neither marker is there, an error when only one is
+/// or they come in the wrong order.
+pub fn replace_between(old: &str, begin: &str, end: &str, section: &str) -> Result<Option<String>> {
+    match (old.find(begin), old.find(end)) {
+        (None, None) => Ok(None),
+        (Some(b), Some(e)) if b < e => {
+            Ok(Some(format!("{}\n{}\n{}", &old[..b + begin.len()], section.trim_end(), &old[e..])))
+        }
+        _ => anyhow::bail!("a broken pair of `{begin}` / `{end}` markers"),
+    }
+}
+
 /// Writes `bytes` to `path` atomically (see `desdis_stdx::write_atomic`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     desdis_stdx::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
@@ -41,6 +54,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_between_keeps_the_markers_and_the_rest() {
+        let old = "head\n<a>\nold\n<b>\ntail\n";
+        assert_eq!(
+            replace_between(old, "<a>", "<b>", "new\n").unwrap().unwrap(),
+            "head\n<a>\nnew\n<b>\ntail\n"
+        );
+        assert_eq!(replace_between("nothing", "<a>", "<b>", "x").unwrap(), None);
+        assert!(replace_between("<b> <a>", "<a>", "<b>", "x").is_err());
+        assert!(replace_between("<a> only", "<a>", "<b>", "x").is_err());
+    }
 
     #[test]
     fn median_of_odd_even_and_empty() {

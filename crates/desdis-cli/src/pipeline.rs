@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use desdis_detect::{load_image, DetectConfig};
+use desdis_detect::{load_image, DetectConfig, LoadedImage};
 use desdis_geometry::{draw_matches, DrawConfig, Match, MatchConfig, RansacConfig};
 use desdis_h5::{read_features, read_matches, write_features, write_matches, ImageFeatures, PairMatches};
 use desdis_models::arch::Arch;
@@ -296,8 +296,12 @@ impl MatchCmd {
         }
         let cfg = DetectConfig { max_keypoints: self.max_keypoints, ..DetectConfig::default() };
         let extractor = build_extractor(self.weights.as_deref(), None, self.device.as_deref(), cfg)?;
-        let f0 = extractor.extract_file(a, None)?;
-        let f1 = extractor.extract_file(b, None)?;
+        // Each image is decoded once: for its features and, with --draw, for the drawing.
+        let (image_a, image_b) = (load_image(a, None)?, load_image(b, None)?);
+        let f0 =
+            extractor.extract(&image_a).with_context(|| format!("{}: extraction failed", a.display()))?;
+        let f1 =
+            extractor.extract(&image_b).with_context(|| format!("{}: extraction failed", b.display()))?;
         let pair_cfg = self.pair_config(Verify::Fundamental)?;
         let result = match_pair(&f0, &f1, &pair_cfg)?;
         let inliers = result.inliers.iter().filter(|&&ok| ok).count();
@@ -312,7 +316,7 @@ impl MatchCmd {
             pair_cfg.threshold
         );
         if let Some(path) = &self.draw {
-            draw(a, b, &f0, &f1, &result.matches, &result.inliers, path)?;
+            draw([&image_a, &image_b], [&f0, &f1], &result.matches, &result.inliers, path)?;
             println!("drawn to {}", path.display());
         }
         Ok(())
@@ -320,16 +324,13 @@ impl MatchCmd {
 }
 
 fn draw(
-    a: &Path,
-    b: &Path,
-    f0: &ImageFeatures,
-    f1: &ImageFeatures,
+    images: [&LoadedImage; 2],
+    features: [&ImageFeatures; 2],
     matches: &[Match],
     inliers: &[bool],
     path: &Path,
 ) -> Result<()> {
-    let gray = |p: &Path| -> Result<image::DynamicImage> {
-        let loaded = load_image(p, None)?;
+    let gray = |loaded: &LoadedImage| -> Result<image::DynamicImage> {
         let bytes = loaded.plane.data.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
         let img = image::GrayImage::from_raw(loaded.plane.width as u32, loaded.plane.height as u32, bytes)
             .context("image buffer size")?;
@@ -337,10 +338,10 @@ fn draw(
     };
     let pairs: Vec<(u32, u32)> = matches.iter().map(|m| (m.i0, m.i1)).collect();
     let canvas = draw_matches(
-        &gray(a)?,
-        &gray(b)?,
-        &f0.keypoints,
-        &f1.keypoints,
+        &gray(images[0])?,
+        &gray(images[1])?,
+        &features[0].keypoints,
+        &features[1].keypoints,
         &pairs,
         Some(inliers),
         &DrawConfig::default(),

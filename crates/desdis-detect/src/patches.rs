@@ -36,16 +36,6 @@ impl PatchPyramid {
         }
         PatchPyramid { levels }
     }
-
-    /// Number of levels.
-    pub fn len(&self) -> usize {
-        self.levels.len()
-    }
-
-    /// Never true: the full-resolution image is always there.
-    pub fn is_empty(&self) -> bool {
-        self.levels.is_empty()
-    }
 }
 
 /// Patches of `size x size` values (0..1), keypoint after keypoint, each spanning

@@ -28,16 +28,6 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// An image the features file does not have.
-    #[error("{file}: no features for image `{name}` (named in {pairs})")]
-    MissingImage {
-        /// The features file.
-        file: PathBuf,
-        /// The image name.
-        name: String,
-        /// Where the name came from.
-        pairs: String,
-    },
     /// A net that produced non-finite descriptors.
     #[error("{0}: the net produced non-finite descriptors (damaged weights?)")]
     NonFinite(String),
