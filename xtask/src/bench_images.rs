@@ -70,6 +70,10 @@ pub struct BenchImages {
     /// Print the section only; leave docs/pipeline.md and docs/img/mma.png alone.
     #[arg(long)]
     no_doc: bool,
+    /// A flag for every `desdis extract` run (repeatable, e.g. `--extract-arg=--edge-ratio=10`):
+    /// how the detector settings in docs/pipeline.md were compared. Leaves the docs alone.
+    #[arg(long = "extract-arg", value_name = "ARG", allow_hyphen_values = true)]
+    extract_args: Vec<String>,
 }
 
 /// Accuracy of one image pair 1 -> k (the script's `pairs` record).
@@ -154,6 +158,8 @@ struct Report {
 struct Config {
     label: String,
     weights: Option<PathBuf>,
+    /// Extra flags of `desdis extract` (`--extract-arg`).
+    extract_args: Vec<String>,
 }
 
 /// An HPatches sequence: reference image, other images and their homographies from image 1.
@@ -240,7 +246,7 @@ impl BenchImages {
 
         let section = render(&report);
         println!("{section}");
-        if self.no_doc || self.quick {
+        if self.no_doc || self.quick || !self.extract_args.is_empty() {
             return Ok(());
         }
         let root = workspace_root();
@@ -266,11 +272,19 @@ impl BenchImages {
             .weights_dir
             .clone()
             .unwrap_or_else(|| workspace_root().join("../shared/data/desdis-official"));
-        let mut configs = vec![Config { label: "desdis (built-in default)".into(), weights: None }];
+        let mut configs = vec![Config {
+            label: "desdis (built-in default)".into(),
+            weights: None,
+            extract_args: self.extract_args.clone(),
+        }];
         for (label, file) in RELEASED {
             let path = dir.join(file);
             if path.is_file() {
-                configs.push(Config { label: format!("desdis {label} (released)"), weights: Some(path) });
+                configs.push(Config {
+                    label: format!("desdis {label} (released)"),
+                    weights: Some(path),
+                    extract_args: self.extract_args.clone(),
+                });
             } else {
                 eprintln!("bench-images: {} not found; skipping {label}", path.display());
             }
@@ -444,7 +458,7 @@ fn bench_ours(
         let matches = scratch.path().join(format!("matches-{i}.h5"));
         let mut extract = desdis(binary, threads);
         extract.arg("extract").arg("--images").arg(&seq.dir).arg("--output").arg(&features);
-        extract.args(["--max-keypoints", &max_keypoints.to_string()]);
+        extract.args(["--max-keypoints", &max_keypoints.to_string()]).args(&config.extract_args);
         if let Some(weights) = &config.weights {
             extract.arg("--weights").arg(weights);
         }
