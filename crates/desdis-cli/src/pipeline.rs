@@ -79,6 +79,9 @@ impl Extract {
         let extractor = self.extractor()?;
         let list = list_images(&self.images)?;
         warn_skipped(&list.skipped);
+        if list.images.is_empty() {
+            bail!("{}: no image files found", self.images.display());
+        }
         let mut features = existing_features(&self.output, extractor.net().arch().descriptor_size())?;
         let todo: Vec<_> = list.images.iter().filter(|(name, _)| !features.contains_key(name)).collect();
         if todo.len() < list.images.len() {
@@ -88,9 +91,6 @@ impl Extract {
                 list.images.len(),
                 self.output.display()
             );
-        }
-        if list.images.is_empty() {
-            bail!("{}: no image files found", self.images.display());
         }
         let bar = progress_bar(todo.len() as u64, "images");
         let mut last_save = Instant::now();
