@@ -15,7 +15,7 @@ use desdis_train::optim::{Optimizer, OptimizerConfig};
 const LR: f64 = 0.01;
 
 fn main() -> anyhow::Result<()> {
-    desdis_models::memory::keep_freed_memory();
+    desdis_kernels::memory::keep_freed_memory();
     let mut args = std::env::args().skip(1);
     let arch: Arch = args.next().unwrap_or_else(|| "hardnet".into()).parse()?;
     let pairs: usize = args.next().unwrap_or_else(|| "128".into()).parse()?;

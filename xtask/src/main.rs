@@ -72,7 +72,7 @@ struct TrainArgs {
 }
 
 fn main() {
-    desdis_models::memory::keep_freed_memory();
+    desdis_kernels::memory::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

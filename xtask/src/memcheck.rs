@@ -3,7 +3,7 @@
 //! show as an out-of-memory kill thousands of steps into a long run).
 //!
 //! Each architecture runs in a child process of its own: the C allocator keeps freed memory (see
-//! `desdis_models::memory`), so a net trained after a bigger one would grow into the heap the
+//! `desdis_kernels::memory`), so a net trained after a bigger one would grow into the heap the
 //! bigger one left behind and hide a leak.
 
 use std::path::Path;

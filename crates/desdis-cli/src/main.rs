@@ -40,7 +40,7 @@ enum Command {
 }
 
 fn main() {
-    desdis_models::memory::keep_freed_memory();
+    desdis_kernels::memory::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DESDIS_LOG").unwrap_or_else(|_| "warn".into()),

@@ -1,30 +1,14 @@
 //! Distances between descriptors: full matrices (differentiable) and gathered pairs.
 
 use candle_core::{DType, Device, Tensor};
-use serde::{Deserialize, Serialize};
 
 use crate::batch::check_matrix_pair;
 use crate::error::{input, Result};
-use crate::gather::{GatheredPairs, PairMeasure};
-use crate::kernel::FusedDistance;
-
-/// Added under every square root so that the distance between identical descriptors has a
-/// finite gradient (the published HardNet and HyNet code use the same value).
-pub const DISTANCE_EPS: f64 = 1e-6;
-
-/// How a distance is computed from two descriptors `x`, `y`; both give
-/// `sqrt(max(s, 0) + DISTANCE_EPS)`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// `s = 2 - 2 x·y`: the squared L2 distance of unit vectors. It skips the norms, and its
-    /// gradient differs from the Euclidean one only along `x` itself, a direction that the
-    /// backward pass of an L2 normalisation removes.
-    #[default]
-    UnitSphere,
-    /// `s = |x - y|²`: the L2 distance of arbitrary vectors (TFeat).
-    Euclidean,
-}
+use desdis_kernels::distance::FusedDistance;
+use desdis_kernels::gather::{GatheredPairs, PairMeasure};
+// Part of this crate's configs and signatures: re-exported so users need not name the kernels
+// crate (the one kind of re-export the project allows, `docs/architecture.md`).
+pub use desdis_kernels::distance::{Metric, DISTANCE_EPS};
 
 /// Checks that `x` `(N, D)` and `y` `(M, D)` can be compared; returns `D`.
 fn check_comparable(x: &Tensor, y: &Tensor) -> Result<usize> {
@@ -154,4 +138,54 @@ pub(crate) fn gathered_distance(
     metric: Metric,
 ) -> Result<Tensor> {
     gathered(pool, left, right, PairMeasure::Distance(metric))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+
+    /// Values and pool gradients of the in-place op and of the gather/scatter version, for
+    /// repeated rows and a row paired with itself.
+    #[test]
+    fn in_place_pairs_equal_gathered_copies() -> crate::Result<()> {
+        let left = [0u32, 3, 3, 5, 2, 4];
+        let right = [1u32, 0, 4, 5, 2, 1];
+        let weights = Tensor::new(&[0.3f64, -1.2, 0.7, 2.0, -0.4, 1.1], &Device::Cpu)?;
+        let measures = [
+            PairMeasure::Dot,
+            PairMeasure::Distance(Metric::UnitSphere),
+            PairMeasure::Distance(Metric::Euclidean),
+        ];
+        for dtype in [DType::F64, DType::F32] {
+            let raw = Tensor::arange(0f64, 24.0, &Device::Cpu)?.reshape((6, 4))?;
+            let pool = ((raw * 0.37)?.sin()? * 0.8)?.to_dtype(dtype)?;
+            let var = Var::from_tensor(&pool)?;
+            for measure in measures {
+                let fast = gathered(var.as_tensor(), &left, &right, measure)?;
+                let plain = gathered_plain(var.as_tensor(), &left, &right, measure)?;
+                let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+                let gap = |x: &Tensor, y: &Tensor| -> crate::Result<f64> {
+                    Ok((x - y)?.abs()?.max_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+                };
+                assert!(gap(&fast, &plain)? < tol, "{measure:?} {dtype:?}: values");
+                let w = weights.to_dtype(dtype)?;
+                let g_fast = (fast * &w)?.sum_all()?.backward()?;
+                let g_plain = (plain * &w)?.sum_all()?.backward()?;
+                assert!(
+                    gap(g_fast.get(&var).unwrap(), g_plain.get(&var).unwrap())? < tol,
+                    "{measure:?} {dtype:?}: grads"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn out_of_range_rows_are_errors() -> crate::Result<()> {
+        let pool = Tensor::zeros((3, 2), DType::F32, &Device::Cpu)?;
+        assert!(gathered(&pool, &[0, 3], &[1, 1], PairMeasure::Dot).is_err());
+        assert!(gathered(&pool, &[0], &[1, 1], PairMeasure::Dot).is_err());
+        Ok(())
+    }
 }

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::batch::PairBatch;
 use crate::distance::Metric;
 use crate::error::Result;
-use crate::kernel::{distance_matrix, Real};
+use desdis_kernels::distance::distance_matrix;
+use desdis_kernels::matmul::Real;
 
 /// Negative pairs closer than this are treated as false negatives (the same point seen twice) and
 /// never mined: HardNet's value.

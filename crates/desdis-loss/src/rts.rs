@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{check_matrix_pair, PairBatch};
 use crate::distance::{gathered, gathered_distance, paired_distance, paired_dot, Metric};
 use crate::error::{check_at_least, input, Result};
-use crate::gather::PairMeasure;
 use crate::mining::{hardest_negatives, Mining, Negatives, FALSE_NEGATIVE_DISTANCE};
 use crate::triplet::validity_mask;
+use desdis_kernels::gather::PairMeasure;
 
 /// How a gap between student and teacher similarity is penalised, per pair `i`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -69,7 +69,7 @@ impl ConvSpec {
     }
 }
 
-/// 2-D convolution (`weight`, optional `bias`), computed by [`crate::ops::conv2d`].
+/// 2-D convolution (`weight`, optional `bias`), computed by [`desdis_kernels::conv2d`].
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     weight: Tensor,
@@ -100,7 +100,7 @@ impl Module for Conv2d {
     /// # Shapes
     /// `(B, c_in, H, W)` -> `(B, c_out, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1)`
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        crate::ops::conv2d(x, &self.weight, self.bias.as_ref(), self.stride, self.padding)
+        desdis_kernels::conv2d(x, &self.weight, self.bias.as_ref(), self.stride, self.padding)
     }
 }
 
@@ -217,7 +217,7 @@ fn as_channel_column(v: &Tensor) -> Result<Tensor> {
 
 impl BatchNorm2d {
     /// Training-mode `relu(forward_t(x, true))`; one fused op for a non-affine batch norm of f32
-    /// CPU tensors ([`crate::ops::batch_norm_train`]), candle's ops otherwise.
+    /// CPU tensors ([`desdis_kernels::batch_norm_train`]), candle's ops otherwise.
     ///
     /// # Shapes
     /// `(B, C, H, W)` -> `(B, C, H, W)`
@@ -226,13 +226,13 @@ impl BatchNorm2d {
         if !fused {
             return self.forward_t(x, true)?.relu();
         }
-        let (y, stats) = crate::ops::batch_norm_train(&x.contiguous()?, self.eps, true)?;
+        let (y, stats) = desdis_kernels::batch_norm_train(&x.contiguous()?, self.eps, true)?;
         self.update_running_stats_from(stats)?;
         Ok(y)
     }
 
     /// Blends the statistics of a fused training-mode call into the running ones.
-    fn update_running_stats_from(&self, stats: crate::ops::BatchStats) -> Result<()> {
+    fn update_running_stats_from(&self, stats: desdis_kernels::BatchStats) -> Result<()> {
         let (c, device) = (stats.mean.len(), self.running_mean.device());
         let mean = Tensor::from_vec(stats.mean, c, device)?;
         let var = Tensor::from_vec(stats.var, c, device)?;
@@ -325,7 +325,7 @@ impl Module for Frn {
 }
 
 impl Frn {
-    /// `tlu(self(x))`: on f32 CPU tensors one op ([`crate::ops::frn_tlu`]) instead of about ten.
+    /// `tlu(self(x))`: on f32 CPU tensors one op ([`desdis_kernels::frn_tlu`]) instead of about ten.
     ///
     /// # Shapes
     /// `(B, C, H, W)` -> `(B, C, H, W)`
@@ -340,7 +340,7 @@ impl Frn {
         let params = Tensor::stack(&[weight?, bias?, tau?], 0)?;
         let eps = self.eps.detach().abs()?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         let Some(&eps) = eps.first() else { candle_core::bail!("frn: empty eps") };
-        crate::ops::frn_tlu(x, &params, eps)
+        desdis_kernels::frn_tlu(x, &params, eps)
     }
 }
 
@@ -517,7 +517,7 @@ impl ConvBn {
             Some((g, b)) => (Some(g.detach()), Some(b.detach())),
             None => (None, None),
         };
-        let (w, b) = crate::ops::fold_batchnorm(
+        let (w, b) = desdis_kernels::fold_batchnorm(
             &self.conv.weight.detach(),
             self.conv.bias.as_ref().map(Tensor::detach).as_ref(),
             &bn.running_mean.detach(),
@@ -526,12 +526,12 @@ impl ConvBn {
             beta.as_ref(),
             bn.eps,
         )?;
-        crate::ops::conv2d(x, &w, Some(&b), self.conv.stride, self.conv.padding)?.relu()
+        desdis_kernels::conv2d(x, &w, Some(&b), self.conv.stride, self.conv.padding)?.relu()
     }
 }
 
 /// `relu(bn(conv(x)))` through `blocks` in order, in training mode when `train`. In training on
-/// f32 CPU tensors the whole chain runs as one op ([`crate::ops::conv_batch_norm_chain_train`]),
+/// f32 CPU tensors the whole chain runs as one op ([`desdis_kernels::conv_batch_norm_chain_train`]),
 /// so no gradient between two blocks passes through candle's zero-filled accumulators; otherwise
 /// block by block, the convolution and then [`BatchNorm2d::forward_relu_train`] (in evaluation,
 /// [`ConvBn::forward_relu_t`]).
@@ -542,13 +542,13 @@ pub fn conv_bn_relu_chain_t(blocks: &[ConvBn], x: &Tensor, train: bool) -> Resul
     if !train {
         return blocks.iter().try_fold(x.clone(), |x, block| block.forward_relu_t(&x, false));
     }
-    let chain: Vec<crate::ops::ChainBlock> = blocks.iter().map(ConvBn::chain_block).collect();
-    if x.rank() != 4 || !crate::ops::chain_has_fast_kernels(x, &chain) {
+    let chain: Vec<desdis_kernels::ChainBlock> = blocks.iter().map(ConvBn::chain_block).collect();
+    if x.rank() != 4 || !desdis_kernels::chain_has_fast_kernels(x, &chain) {
         return blocks
             .iter()
             .try_fold(x.clone(), |x, block| block.bn.forward_relu_train(&block.conv.forward(&x)?));
     }
-    let (y, stats) = crate::ops::conv_batch_norm_chain_train(x, &chain)?;
+    let (y, stats) = desdis_kernels::conv_batch_norm_chain_train(x, &chain)?;
     for (block, stats) in blocks.iter().zip(stats) {
         block.bn.update_running_stats_from(stats)?;
     }
@@ -557,11 +557,11 @@ pub fn conv_bn_relu_chain_t(blocks: &[ConvBn], x: &Tensor, train: bool) -> Resul
 
 impl ConvBn {
     /// This block as a link of a fused chain.
-    fn chain_block(&self) -> crate::ops::ChainBlock<'_> {
+    fn chain_block(&self) -> desdis_kernels::ChainBlock<'_> {
         let (conv, bn) = (&self.conv, &self.bn);
-        crate::ops::ChainBlock {
+        desdis_kernels::ChainBlock {
             weight: &conv.weight,
-            params: crate::ops::ConvBnParams {
+            params: desdis_kernels::ConvBnParams {
                 bias: conv.bias.as_ref(),
                 gamma: bn.affine.as_ref().map(|(gamma, _)| gamma),
                 beta: bn.affine.as_ref().map(|(_, beta)| beta),

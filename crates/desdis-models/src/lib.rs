@@ -21,9 +21,7 @@ pub mod device;
 pub mod error;
 pub mod init;
 pub mod layers;
-pub mod memory;
 pub mod nets;
-pub mod ops;
 pub mod testing;
 pub mod weights;
 

@@ -3,8 +3,8 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
+use desdis_kernels::{batch_norm_train, conv_batch_norm_train, ConvBnParams};
 use desdis_models::layers::{conv_bn_relu_chain_t, BatchNorm2d, ConvBn, ConvSpec};
-use desdis_models::ops::{batch_norm_train, conv_batch_norm_train, ConvBnParams};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -7,7 +7,7 @@ use candle_nn::{Linear, VarBuilder};
 
 use crate::arch::LayerSpec;
 use crate::layers::{Conv2d, ConvSpec, InstanceNorm2d};
-use crate::ops::{max_pool2d, tanh};
+use desdis_kernels::{max_pool2d, tanh};
 
 const CONV1: ConvSpec = ConvSpec::new(1, 32, 7).bias(true);
 const CONV2: ConvSpec = ConvSpec::new(32, 64, 6).bias(true);

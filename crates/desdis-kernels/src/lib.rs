@@ -1,4 +1,11 @@
-//! Convolution entry point used by every net, so a faster kernel replaces it in one place.
+//! The CPU kernels of the project, as candle custom ops on contiguous f32 (some also f64) CPU
+//! tensors, each with a fallback to candle's own ops for other devices and dtypes: the nets'
+//! convolutions, batch norms, FRN + TLU and activations, the losses' distance matrices and
+//! gathered pairs, one safe gemm wrapper for all of them ([`matmul`]), and the allocator setting
+//! that training relies on ([`memory`]). Models and losses only combine these.
+//!
+//! [`conv2d`] is the convolution entry point used by every net, so a faster kernel replaces it in
+//! one place.
 //!
 //! On the CPU, f32 convolutions run through our own kernels: per-image im2col + gemm, parallel
 //! over the batch, with backward kernels of the same kind (input gradient: gemm with the
@@ -12,11 +19,14 @@
 mod activation;
 mod batchnorm;
 mod conv_bn_chain;
+pub mod distance;
 mod frn;
+pub mod gather;
 mod geometry;
 mod im2col;
 mod kernels;
-mod matmul;
+pub mod matmul;
+pub mod memory;
 mod op;
 mod scratch;
 mod winograd;

@@ -1,103 +1,42 @@
-//! The CPU hot path: distance matrices computed with one gemm plus one fused elementwise pass,
-//! used both for negative mining (no gradient) and as a differentiable candle custom op.
+//! The CPU hot path of the losses: distance matrices computed with one gemm plus one fused
+//! elementwise pass, used both for negative mining (no gradient) and as a differentiable candle
+//! custom op.
 //!
 //! The plain tensor version of a distance matrix makes five or six full passes over the
 //! `(N, M)` matrix forward and as many backward, each allocating a new buffer; here the forward
 //! is a gemm followed by a single pass, and the backward is one pass plus two gemms.
 
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Shape, Storage, Tensor, WithDType};
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Shape, Storage, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::distance::{Metric, DISTANCE_EPS};
+use crate::matmul::{matmul_scaled, Mat, MatMut, Real, Write};
 
-/// The float types the CPU kernels run on: `f32` and `f64`.
-pub(crate) trait Real: WithDType {
-    fn sqrt(self) -> Self;
+/// Added under every square root so that the distance between identical descriptors has a
+/// finite gradient (the published HardNet and HyNet code use the same value).
+pub const DISTANCE_EPS: f64 = 1e-6;
+
+/// How a distance is computed from two descriptors `x`, `y`; both give
+/// `sqrt(max(s, 0) + DISTANCE_EPS)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// `s = 2 - 2 x·y`: the squared L2 distance of unit vectors. It skips the norms, and its
+    /// gradient differs from the Euclidean one only along `x` itself, a direction that the
+    /// backward pass of an L2 normalisation removes.
+    #[default]
+    UnitSphere,
+    /// `s = |x - y|²`: the L2 distance of arbitrary vectors (TFeat).
+    Euclidean,
 }
 
-impl Real for f32 {
-    fn sqrt(self) -> Self {
-        f32::sqrt(self)
-    }
-}
-
-impl Real for f64 {
-    fn sqrt(self) -> Self {
-        f64::sqrt(self)
-    }
-}
-
-/// A read-only strided matrix view: element `(r, c)` is `data[r * row_stride + c * col_stride]`.
-#[derive(Clone, Copy)]
-struct View<'a, T> {
-    data: &'a [T],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a, T> View<'a, T> {
-    /// `data` as a dense row-major `(rows, cols)` matrix.
-    fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "row-major view size");
-        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
-    }
-
-    /// The transpose, without moving data.
-    fn t(self) -> Self {
-        Self {
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-}
-
-/// `dst = dst_scale * dst + scale * lhs · rhs` with `dst` a dense row-major `(m, n)` matrix;
-/// `dst_scale` is 0 (overwrite) or 1 (accumulate).
-///
-/// # Panics
-/// On mismatched shapes: callers build every view from validated dimensions.
-fn gemm_into<T: Real>(dst: &mut [T], lhs: View<'_, T>, rhs: View<'_, T>, accumulate: bool, scale: T) {
-    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
-    assert!(rhs.rows == k && dst.len() == m * n, "gemm shapes");
-    assert!(m * k <= lhs.data.len() && k * n <= rhs.data.len(), "gemm views");
-    if m == 0 || n == 0 || k == 0 {
-        if !accumulate {
-            dst.fill(T::from_f64(0.0));
-        }
-        return;
-    }
-    // SAFETY: the views are dense (one stride is 1, the other the row/column count) over slices
-    // holding at least `rows * cols` elements, checked above, so every index gemm reads is in
-    // bounds; `dst` is a unique borrow of exactly `m * n` elements, so it aliases no input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            T::from_f64(1.0),
-            scale,
-            false,
-            false,
-            false,
-            Parallelism::Rayon(0),
-        );
-    }
+/// `dst = scale * lhs · rhs` (or `+=` with `accumulate`) with `dst` a dense row-major `(m, n)`
+/// matrix.
+fn gemm_into<T: Real>(dst: &mut [T], lhs: Mat<'_, T>, rhs: Mat<'_, T>, accumulate: bool, scale: T) {
+    let (m, n) = (lhs.rows(), rhs.cols());
+    let write = if accumulate { Write::Accumulate } else { Write::Overwrite };
+    matmul_scaled(MatMut::row_major(dst, m, n), lhs, rhs, write, scale, Parallelism::Rayon(0));
 }
 
 /// Squared norms of the `d`-long rows of `x`.
@@ -108,10 +47,10 @@ fn row_sq_norms<T: Real>(x: &[T], d: usize) -> Vec<T> {
 /// The `(n, m)` distance matrix between the `d`-long rows of `x` (`n` rows) and of `y` (`m`
 /// rows): `sqrt(max(s, 0) + eps)` with `s = 2 - 2 x·y` (unit sphere) or
 /// `|x|² + |y|² - 2 x·y` (Euclidean).
-pub(crate) fn distance_matrix<T: Real>(x: &[T], y: &[T], d: usize, metric: Metric) -> Vec<T> {
+pub fn distance_matrix<T: Real>(x: &[T], y: &[T], d: usize, metric: Metric) -> Vec<T> {
     let (n, m) = (x.len() / d, y.len() / d);
     let mut out = vec![T::from_f64(0.0); n * m];
-    gemm_into(&mut out, View::row_major(x, n, d), View::row_major(y, m, d).t(), false, T::from_f64(1.0));
+    gemm_into(&mut out, Mat::row_major(x, n, d), Mat::row_major(y, m, d).t(), false, T::from_f64(1.0));
     let eps = T::from_f64(DISTANCE_EPS);
     let (two, zero) = (T::from_f64(2.0), T::from_f64(0.0));
     let clamp_sqrt = move |s: T| (if s > zero { s } else { zero } + eps).sqrt();
@@ -152,7 +91,7 @@ fn distance_matrix_grads<T: Real>(
         .zip(grad.par_iter())
         .map(|(&dv, &gv)| if dv > clamped { gv / dv } else { zero })
         .collect();
-    let w_view = View::row_major(&w, n, m);
+    let w_view = Mat::row_major(&w, n, m);
     let gx = wanted.0.then(|| {
         let row_sums: Vec<T> = w.chunks_exact(m).map(|r| r.iter().fold(zero, |a, &v| a + v)).collect();
         side_grad(x, y, w_view, &row_sums, d, metric)
@@ -169,37 +108,34 @@ fn distance_matrix_grads<T: Real>(
 
 /// `sums ⊙ own - w · other` (Euclidean) or `-w · other` (unit sphere): the gradient for the
 /// rows of `own`, whose distances to the rows of `other` are weighted by `w` (`own` × `other`).
-fn side_grad<T: Real>(
-    own: &[T],
-    other: &[T],
-    w: View<'_, T>,
-    sums: &[T],
-    d: usize,
-    metric: Metric,
-) -> Vec<T> {
+fn side_grad<T: Real>(own: &[T], other: &[T], w: Mat<'_, T>, sums: &[T], d: usize, metric: Metric) -> Vec<T> {
     let mut out = match metric {
         Metric::UnitSphere => vec![T::from_f64(0.0); own.len()],
         Metric::Euclidean => {
             own.chunks_exact(d).zip(sums).flat_map(|(row, &s)| row.iter().map(move |&v| s * v)).collect()
         }
     };
-    let other_view = View::row_major(other, other.len() / d, d);
+    let other_view = Mat::row_major(other, other.len() / d, d);
     gemm_into(&mut out, w, other_view, metric == Metric::Euclidean, T::from_f64(-1.0));
     out
 }
 
-/// The elements of a contiguous CPU storage as a slice.
-fn contiguous<'a, T: Real>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [T]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("desdis pairwise distance: expected a contiguous tensor")
-    };
+/// The elements of a contiguous CPU storage as a slice; `op` names the caller in the error.
+pub(crate) fn contiguous<'a, T: Real>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [T]> {
+    let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: expected a contiguous tensor") };
     Ok(&T::cpu_storage_as_slice(storage)?[start..end])
 }
+
+const OP: &str = "desdis pairwise distance";
 
 /// The pairwise distance matrix as a candle op with its own first-order backward, for
 /// contiguous `f32`/`f64` CPU tensors.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct FusedDistance {
+pub struct FusedDistance {
     pub metric: Metric,
 }
 
@@ -228,10 +164,10 @@ impl FusedDistance {
                 bail!("desdis pairwise distance: backward expects CPU tensors")
             };
             distance_matrix_grads(
-                contiguous::<T>(xs, xl)?,
-                contiguous::<T>(ys, yl)?,
-                contiguous::<T>(ds, dl)?,
-                contiguous::<T>(gs, gl)?,
+                contiguous::<T>(xs, xl, OP)?,
+                contiguous::<T>(ys, yl, OP)?,
+                contiguous::<T>(ds, dl, OP)?,
+                contiguous::<T>(gs, gl, OP)?,
                 d,
                 self.metric,
                 wanted,
@@ -264,10 +200,10 @@ impl CustomOp2 for FusedDistance {
         }
         let storage = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                self.forward(contiguous::<f32>(s1, l1)?, contiguous::<f32>(s2, l2)?, d)
+                self.forward(contiguous::<f32>(s1, l1, OP)?, contiguous::<f32>(s2, l2, OP)?, d)
             }
             (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                self.forward(contiguous::<f64>(s1, l1)?, contiguous::<f64>(s2, l2)?, d)
+                self.forward(contiguous::<f64>(s1, l1, OP)?, contiguous::<f64>(s2, l2, OP)?, d)
             }
             _ => bail!("desdis pairwise distance: expected two f32 or two f64 tensors"),
         };

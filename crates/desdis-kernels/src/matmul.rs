@@ -1,27 +1,56 @@
-//! A bounds-checked, safe front to `gemm::gemm` for strided f32 matrices held in slices.
+//! A bounds-checked, safe front to `gemm::gemm` for strided `f32`/`f64` matrices held in slices:
+//! the one gemm wrapper of the project (convolutions, Winograd, distance matrices).
 
+use candle_core::WithDType;
 use gemm::Parallelism;
+
+/// The float types the CPU kernels run on: `f32` and `f64`.
+pub trait Real: WithDType {
+    fn sqrt(self) -> Self;
+}
+
+impl Real for f32 {
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+}
+
+impl Real for f64 {
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+}
 
 /// A read-only strided matrix view: element `(r, c)` is `data[r * row_stride + c * col_stride]`.
 #[derive(Clone, Copy)]
-pub(crate) struct Mat<'a> {
-    data: &'a [f32],
+pub struct Mat<'a, T = f32> {
+    data: &'a [T],
     rows: usize,
     cols: usize,
     row_stride: usize,
     col_stride: usize,
 }
 
-impl<'a> Mat<'a> {
+impl<'a, T> Mat<'a, T> {
     /// `data` as a dense row-major `(rows, cols)` matrix.
-    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+    pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
         assert_eq!(data.len(), rows * cols, "row-major matrix size");
         Self { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
 
     /// `data` as a row-major `(rows, cols)` matrix with rows `row_stride` apart.
-    pub fn with_row_stride(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+    pub fn with_row_stride(data: &'a [T], rows: usize, cols: usize, row_stride: usize) -> Self {
         Self { data, rows, cols, row_stride, col_stride: 1 }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
     }
 
     /// The transpose, without moving data.
@@ -37,22 +66,22 @@ impl<'a> Mat<'a> {
 }
 
 /// A writable row-major `(rows, cols)` matrix whose rows are `row_stride` apart.
-pub(crate) struct MatMut<'a> {
-    data: &'a mut [f32],
+pub struct MatMut<'a, T = f32> {
+    data: &'a mut [T],
     rows: usize,
     cols: usize,
     row_stride: usize,
 }
 
-impl<'a> MatMut<'a> {
+impl<'a, T> MatMut<'a, T> {
     /// `data` as a dense row-major `(rows, cols)` matrix.
-    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+    pub fn row_major(data: &'a mut [T], rows: usize, cols: usize) -> Self {
         assert_eq!(data.len(), rows * cols, "row-major matrix size");
         Self { data, rows, cols, row_stride: cols }
     }
 
     /// `data` as a row-major `(rows, cols)` matrix with rows `row_stride >= cols` apart.
-    pub fn with_row_stride(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+    pub fn with_row_stride(data: &'a mut [T], rows: usize, cols: usize, row_stride: usize) -> Self {
         assert!(row_stride >= cols, "rows overlap");
         assert!(rows == 0 || (rows - 1) * row_stride + cols <= data.len(), "matrix exceeds its slice");
         Self { data, rows, cols, row_stride }
@@ -61,7 +90,7 @@ impl<'a> MatMut<'a> {
 
 /// Whether the product overwrites the destination or is added to it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Write {
+pub enum Write {
     Overwrite,
     Accumulate,
 }
@@ -73,7 +102,28 @@ pub(crate) enum Write {
 ///
 /// # Panics
 /// On mismatched shapes, or a view whose strides reach past its slice.
-pub(crate) fn matmul(dst: MatMut<'_>, lhs: Mat<'_>, rhs: Mat<'_>, write: Write, parallelism: Parallelism) {
+pub fn matmul<T: Real>(
+    dst: MatMut<'_, T>,
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+    write: Write,
+    parallelism: Parallelism,
+) {
+    matmul_scaled(dst, lhs, rhs, write, T::from_f64(1.0), parallelism)
+}
+
+/// `dst = scale * lhs · rhs` or `dst += scale * lhs · rhs`; see [`matmul`].
+///
+/// # Shapes
+/// - `lhs`: `(m, k)`, `rhs`: `(k, n)`, `dst`: `(m, n)`
+pub fn matmul_scaled<T: Real>(
+    dst: MatMut<'_, T>,
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+    write: Write,
+    scale: T,
+    parallelism: Parallelism,
+) {
     let (m, n, k) = (dst.rows, dst.cols, lhs.cols);
     assert!(
         lhs.rows == m && rhs.rows == k && rhs.cols == n,
@@ -89,7 +139,7 @@ pub(crate) fn matmul(dst: MatMut<'_>, lhs: Mat<'_>, rhs: Mat<'_>, write: Write, 
     if k == 0 {
         if write == Write::Overwrite {
             for row in dst.data.chunks_mut(dst.row_stride).take(m) {
-                row[..n].fill(0.0);
+                row[..n].fill(T::from_f64(0.0));
             }
         }
         return;
@@ -113,8 +163,8 @@ pub(crate) fn matmul(dst: MatMut<'_>, lhs: Mat<'_>, rhs: Mat<'_>, write: Write, 
             rhs.data.as_ptr(),
             rhs.col_stride as isize,
             rhs.row_stride as isize,
-            1.0,
-            1.0,
+            T::from_f64(1.0),
+            scale,
             false,
             false,
             false,
@@ -124,7 +174,7 @@ pub(crate) fn matmul(dst: MatMut<'_>, lhs: Mat<'_>, rhs: Mat<'_>, write: Write, 
 }
 
 /// True when the view's last element lies inside its slice (or the view is empty).
-fn fits(v: &Mat<'_>) -> bool {
+fn fits<T>(v: &Mat<'_, T>) -> bool {
     v.rows == 0 || v.cols == 0 || (v.rows - 1) * v.row_stride + (v.cols - 1) * v.col_stride < v.data.len()
 }
 

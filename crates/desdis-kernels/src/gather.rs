@@ -6,12 +6,14 @@
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use crate::distance::{Metric, DISTANCE_EPS};
-use crate::kernel::Real;
+use crate::distance::{contiguous, Metric, DISTANCE_EPS};
+use crate::matmul::Real;
+
+const OP: &str = "desdis gathered pairs";
 
 /// What is measured between two rows `x`, `y`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PairMeasure {
+pub enum PairMeasure {
     /// `x·y`.
     Dot,
     /// `sqrt(max(s, 0) + eps)` with `s` as the metric defines it.
@@ -20,7 +22,7 @@ pub(crate) enum PairMeasure {
 
 /// `measure(pool[left[k]], pool[right[k]])` for every `k`, with a first-order backward.
 #[derive(Clone, Debug)]
-pub(crate) struct GatheredPairs {
+pub struct GatheredPairs {
     pub left: Vec<u32>,
     pub right: Vec<u32>,
     pub measure: PairMeasure,
@@ -100,13 +102,6 @@ impl GatheredPairs {
     }
 }
 
-fn contiguous<'a, T: Real>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [T]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("desdis gathered pairs: expected a contiguous tensor")
-    };
-    Ok(&T::cpu_storage_as_slice(storage)?[start..end])
-}
-
 impl CustomOp1 for GatheredPairs {
     fn name(&self) -> &'static str {
         "desdis-gathered-pairs"
@@ -118,8 +113,8 @@ impl CustomOp1 for GatheredPairs {
         };
         self.check_indices(rows)?;
         let out = match storage {
-            CpuStorage::F32(_) => CpuStorage::F32(self.forward(contiguous::<f32>(storage, layout)?, d)),
-            CpuStorage::F64(_) => CpuStorage::F64(self.forward(contiguous::<f64>(storage, layout)?, d)),
+            CpuStorage::F32(_) => CpuStorage::F32(self.forward(contiguous::<f32>(storage, layout, OP)?, d)),
+            CpuStorage::F64(_) => CpuStorage::F64(self.forward(contiguous::<f64>(storage, layout, OP)?, d)),
             _ => bail!("desdis gathered pairs: expected f32 or f64"),
         };
         Ok((out, Shape::from(self.left.len())))
@@ -151,59 +146,13 @@ impl GatheredPairs {
             let (Storage::Cpu(ps), Storage::Cpu(vs), Storage::Cpu(gs)) = (&*ps, &*vs, &*gs) else {
                 bail!("desdis gathered pairs: backward expects CPU tensors")
             };
-            self.backward(contiguous::<T>(ps, pl)?, d, contiguous::<T>(vs, vl)?, contiguous::<T>(gs, gl)?)
+            self.backward(
+                contiguous::<T>(ps, pl, OP)?,
+                d,
+                contiguous::<T>(vs, vl, OP)?,
+                contiguous::<T>(gs, gl, OP)?,
+            )
         };
         Tensor::from_vec(out, pool.shape(), pool.device())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::distance::{gathered, gathered_plain};
-    use candle_core::{DType, Device, Var};
-
-    /// Values and pool gradients of the in-place op and of the gather/scatter version, for
-    /// repeated rows and a row paired with itself.
-    #[test]
-    fn in_place_pairs_equal_gathered_copies() -> crate::Result<()> {
-        let left = [0u32, 3, 3, 5, 2, 4];
-        let right = [1u32, 0, 4, 5, 2, 1];
-        let weights = Tensor::new(&[0.3f64, -1.2, 0.7, 2.0, -0.4, 1.1], &Device::Cpu)?;
-        let measures = [
-            PairMeasure::Dot,
-            PairMeasure::Distance(Metric::UnitSphere),
-            PairMeasure::Distance(Metric::Euclidean),
-        ];
-        for dtype in [DType::F64, DType::F32] {
-            let raw = Tensor::arange(0f64, 24.0, &Device::Cpu)?.reshape((6, 4))?;
-            let pool = ((raw * 0.37)?.sin()? * 0.8)?.to_dtype(dtype)?;
-            let var = Var::from_tensor(&pool)?;
-            for measure in measures {
-                let fast = gathered(var.as_tensor(), &left, &right, measure)?;
-                let plain = gathered_plain(var.as_tensor(), &left, &right, measure)?;
-                let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
-                let gap = |x: &Tensor, y: &Tensor| -> crate::Result<f64> {
-                    Ok((x - y)?.abs()?.max_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?)
-                };
-                assert!(gap(&fast, &plain)? < tol, "{measure:?} {dtype:?}: values");
-                let w = weights.to_dtype(dtype)?;
-                let g_fast = (fast * &w)?.sum_all()?.backward()?;
-                let g_plain = (plain * &w)?.sum_all()?.backward()?;
-                assert!(
-                    gap(g_fast.get(&var).unwrap(), g_plain.get(&var).unwrap())? < tol,
-                    "{measure:?} {dtype:?}: grads"
-                );
-            }
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn out_of_range_rows_are_errors() -> crate::Result<()> {
-        let pool = Tensor::zeros((3, 2), DType::F32, &Device::Cpu)?;
-        assert!(gathered(&pool, &[0, 3], &[1, 1], PairMeasure::Dot).is_err());
-        assert!(gathered(&pool, &[0], &[1, 1], PairMeasure::Dot).is_err());
-        Ok(())
     }
 }

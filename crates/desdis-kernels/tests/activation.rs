@@ -1,7 +1,7 @@
-//! `desdis_models::ops::{tanh, max_pool2d}` against candle's own ops: outputs and gradients.
+//! `desdis_kernels::{tanh, max_pool2d}` against candle's own ops: outputs and gradients.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use desdis_models::ops::{max_pool2d, tanh};
+use desdis_kernels::{max_pool2d, tanh};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

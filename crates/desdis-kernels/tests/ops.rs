@@ -1,7 +1,7 @@
-//! `desdis_models::ops::conv2d` against candle's own `conv2d`: forward and all gradients.
+//! `desdis_kernels::conv2d` against candle's own `conv2d`: forward and all gradients.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use desdis_models::ops::{conv2d, fold_batchnorm};
+use desdis_kernels::{conv2d, fold_batchnorm};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -1,8 +1,8 @@
-//! `desdis_models::ops::frn_tlu` (HyNet's FRN + TLU as one op) against the same formula in
+//! `desdis_kernels::frn_tlu` (HyNet's FRN + TLU as one op) against the same formula in
 //! candle's tensor ops in f64: outputs, and gradients for the input and all three parameters.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use desdis_models::ops::frn_tlu;
+use desdis_kernels::frn_tlu;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -1,7 +1,7 @@
 //! Times HardNet's conv stack (batch 256 of 32x32 patches) with candle's `conv2d` and with
-//! `desdis_models::ops::conv2d`: forward, and forward + backward, whole stack and per layer.
+//! `desdis_kernels::conv2d`: forward, and forward + backward, whole stack and per layer.
 //!
-//! `cargo bench -p desdis-models --bench conv`; `CONV_BENCH_BATCH` and `CONV_BENCH_REPS` override
+//! `cargo bench -p desdis-kernels --bench conv`; `CONV_BENCH_BATCH` and `CONV_BENCH_REPS` override
 //! the batch size (256) and repetitions (5, the best reported); `CONV_BENCH_FILTER` runs only the
 //! rows whose name contains it. Timings are wall-clock, so run on
 //! an otherwise idle machine or compare ratios within one run.
@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Result, Tensor, Var};
-use desdis_models::ops::conv2d;
+use desdis_kernels::conv2d;
 
 /// One conv of the stack: `(c_in, c_out, kernel, stride, padding)`.
 type Layer = (usize, usize, usize, usize, usize);
@@ -130,7 +130,7 @@ fn row(name: &str, flops: f64, reps: usize, f: &dyn Fn(Conv) -> Result<()>) -> R
 
 fn main() -> Result<()> {
     // As in training: without it every large buffer is fresh pages, and page faults dominate.
-    desdis_models::memory::keep_freed_memory();
+    desdis_kernels::memory::keep_freed_memory();
     let batch = env_or("CONV_BENCH_BATCH", 256);
     let reps = env_or("CONV_BENCH_REPS", 5);
     println!(
