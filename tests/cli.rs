@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use candle_core::{Device, Tensor};
-use desdis_models::testing::shared_data;
-use desdis_models::weights;
+use desdis_checkpoint as weights;
+use desdis_stdx::testing::shared_data;
 
 fn desdis(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_desdis")).args(args).output().expect("the desdis binary runs")

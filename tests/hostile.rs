@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use candle_core::{Device, Tensor};
-use desdis_models::weights;
+use desdis_checkpoint as weights;
 
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/weights/desdis-32.safetensors");
 

@@ -238,7 +238,7 @@ impl Bench {
     fn bench_arch(&self, arch: Arch, dir: &Path, warmup: usize, reps: usize) -> anyhow::Result<Timings> {
         let device = Device::Cpu;
         let (varmap, net) = init_net(arch, self.seed, &device)?;
-        desdis_models::weights::save_safetensors(
+        desdis_checkpoint::save_safetensors(
             &varmap_tensors(&varmap),
             &dir.join(format!("{arch}.safetensors")),
         )?;
@@ -246,7 +246,7 @@ impl Bench {
         let check_x = Tensor::rand(0f32, scale, (CHECK_PATCHES, 1, 32, 32), &device)?;
         let check_y = net.forward_t(&check_x, false)?;
         let check = HashMap::from([("x".to_string(), check_x), ("y".to_string(), check_y)]);
-        desdis_models::weights::save_safetensors(&check, &dir.join(format!("{arch}.check.safetensors")))?;
+        desdis_checkpoint::save_safetensors(&check, &dir.join(format!("{arch}.check.safetensors")))?;
 
         let x = Tensor::rand(0f32, scale, (self.infer_batch, 1, 32, 32), &device)?;
         let infer_s = median_seconds(warmup, reps, || {

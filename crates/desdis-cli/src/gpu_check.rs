@@ -315,7 +315,7 @@ impl GpuCheck {
             None => {
                 let path = work.join("teacher-hardnet.safetensors");
                 let (varmap, _) = init_net(Arch::HardNet, self.seed, &Device::Cpu)?;
-                desdis_models::weights::save_safetensors(&desdis_train::varmap_tensors(&varmap), &path)?;
+                desdis_checkpoint::save_safetensors(&desdis_train::varmap_tensors(&varmap), &path)?;
                 (path.display().to_string(), Some("hardnet".to_string()))
             }
         };
@@ -628,7 +628,7 @@ fn write_torch_inputs(
     net: &Net,
     seed: u64,
 ) -> Result<()> {
-    let save = desdis_models::weights::save_safetensors;
+    let save = desdis_checkpoint::save_safetensors;
     let weights: HashMap<String, Tensor> = desdis_train::varmap_tensors(varmap)
         .into_iter()
         .map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?)))

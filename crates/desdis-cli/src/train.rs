@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use desdis_checkpoint::StateDict;
 use desdis_loss::{LossKind, RtsConfig};
 use desdis_models::nets::check_state_dict;
-use desdis_models::weights::StateDict;
 use desdis_train::{DataSource, DistillConfig, RunDir, TrainConfig};
 use serde::de::DeserializeOwned;
 

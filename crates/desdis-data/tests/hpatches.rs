@@ -1,7 +1,7 @@
 //! HPatches strips and splits, on the shared files when present.
 
 use desdis_data::hpatches::{read_strip, write_strip, HPatchesSequence, Resize, Splits};
-use desdis_models::testing::shared_data;
+use desdis_stdx::testing::shared_data;
 
 #[test]
 fn reference_strip_slices_into_1123_patches() {

@@ -5,7 +5,7 @@ use desdis_data::embedded::{render_sequence, PhotometricRange, SequenceConfig, H
 use desdis_data::geometry::Homography;
 use desdis_data::hpatches::HPatchesSequence;
 use desdis_data::sequence::{cut_hpatches, cut_patches, CutConfig, CutSet, Jitter, Sequence};
-use desdis_models::testing::shared_data;
+use desdis_stdx::testing::shared_data;
 
 /// Normalised cross-correlation of two equally sized patches.
 fn ncc(a: &[u8], b: &[u8]) -> f64 {

@@ -6,8 +6,8 @@ use std::str::FromStr;
 
 use crate::layers::ConvSpec;
 use crate::nets;
-use crate::weights::StateDict;
 use crate::{Error, Result};
+use desdis_checkpoint::StateDict;
 
 /// Side of the square grayscale patches every net describes.
 pub const PATCH_SIDE: usize = 32;

@@ -35,6 +35,17 @@ pub enum Error {
 /// Result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// A checkpoint error keeps its kind (and its source): callers match on one error type.
+impl From<desdis_checkpoint::Error> for Error {
+    fn from(e: desdis_checkpoint::Error) -> Self {
+        match e {
+            desdis_checkpoint::Error::Io { path, source } => Error::Io { path, source },
+            desdis_checkpoint::Error::Checkpoint { path, msg } => Error::Checkpoint { path, msg },
+            desdis_checkpoint::Error::Candle(e) => Error::Candle(e),
+        }
+    }
+}
+
 impl Error {
     /// A [`Error::Checkpoint`] for `path`.
     pub fn checkpoint(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {

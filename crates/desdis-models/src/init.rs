@@ -17,8 +17,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::arch::{Arch, TensorRole, TensorSpec};
 use crate::layers::{FRN_EPS, NET_DTYPE};
 use crate::nets::{checked_tensors, resolve_arch, Net};
-use crate::weights::StateDict;
 use crate::{Error, Result};
+use desdis_checkpoint::StateDict;
 
 /// Gain of the orthogonal initialisation in HardNet's training code.
 const ORTHOGONAL_GAIN: f64 = 0.6;

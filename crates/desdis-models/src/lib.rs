@@ -22,7 +22,5 @@ pub mod error;
 pub mod init;
 pub mod layers;
 pub mod nets;
-pub mod testing;
-pub mod weights;
 
 pub use error::{Error, Result};

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
+use desdis_checkpoint::{load, save_safetensors, StateDict};
 use desdis_models::arch::{Arch, DESDIS_DIMS};
-use desdis_models::weights::{load, save_safetensors, StateDict};
 
 #[test]
 fn desdis_widths_are_bounded() {

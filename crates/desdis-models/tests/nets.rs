@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use desdis_checkpoint::{save_safetensors, StateDict};
 use desdis_models::arch::{Arch, TensorRole, TensorSpec};
 use desdis_models::init::{init_net, trainable_net};
 use desdis_models::layers::{BatchNorm2d, Dropout};
 use desdis_models::nets::{expected_tensors, load_net, net_from_state_dict, Net};
-use desdis_models::testing::shared_data;
-use desdis_models::weights::{save_safetensors, StateDict};
 use desdis_models::Error;
+use desdis_stdx::testing::shared_data;
 
 const TOL: f32 = 1e-5;
 

@@ -3,7 +3,10 @@
 //! - [`write_atomic`]: replace a file so that a reader, or a crash, sees either the old file or
 //!   the whole new one, never a half-written file under the final name;
 //! - [`write_synced`] and [`sync_dir`]: the two durable steps, for callers that stage a whole
-//!   folder and rename it.
+//!   folder and rename it;
+//! - [`testing`]: where the tests find the read-only shared data.
+
+pub mod testing;
 
 use std::fs;
 use std::io::{self, Write};

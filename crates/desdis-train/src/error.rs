@@ -48,6 +48,13 @@ impl From<desdis_models::Error> for Error {
     }
 }
 
+/// Checkpoint I/O errors are reported as the nets' (same kinds, same sources).
+impl From<desdis_checkpoint::Error> for Error {
+    fn from(e: desdis_checkpoint::Error) -> Self {
+        Error::Model(Box::new(e.into()))
+    }
+}
+
 impl Error {
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -317,7 +317,7 @@ fn check_tensor_file(path: &Path, required: bool) -> Result<()> {
     }
     let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
         .map_err(|e| Error::Config(format!("{}: not a readable safetensors file ({e})", path.display())))?;
-    desdis_models::weights::check_finite(path, &tensors)?;
+    desdis_checkpoint::check_finite(path, &tensors)?;
     Ok(())
 }
 

@@ -289,12 +289,12 @@ fn finish(
     let last = varmap_tensors(varmap);
     match best {
         Some(_) => {
-            desdis_models::weights::save_safetensors(&last, &run.path(LAST_MODEL_FILE))?;
+            desdis_checkpoint::save_safetensors(&last, &run.path(LAST_MODEL_FILE))?;
             let bytes = std::fs::read(run.path(BEST_MODEL_FILE))
                 .map_err(|e| Error::io(run.path(BEST_MODEL_FILE), e))?;
             crate::run_dir::write_atomic(&run.path(MODEL_FILE), &bytes)?;
         }
-        None => desdis_models::weights::save_safetensors(&last, &run.path(MODEL_FILE))?,
+        None => desdis_checkpoint::save_safetensors(&last, &run.path(MODEL_FILE))?,
     }
     let rows = read_metrics(run)?;
     let epoch_mean = |e: usize| {
@@ -335,7 +335,7 @@ fn keep_if_best(run: &RunDir, varmap: &VarMap, candidate: Best) -> Result<()> {
     if read_best(run)?.is_some_and(|b| b.val_fpr95 <= candidate.val_fpr95) {
         return Ok(());
     }
-    desdis_models::weights::save_safetensors(&varmap_tensors(varmap), &run.path(BEST_MODEL_FILE))?;
+    desdis_checkpoint::save_safetensors(&varmap_tensors(varmap), &run.path(BEST_MODEL_FILE))?;
     run.write_json(BEST_FILE, &candidate)
 }
 

@@ -108,7 +108,7 @@ fn distillation_with_zero_lambda_is_plain_training() {
     let teacher_path = tmp.path().join("teacher.safetensors");
     let (teacher_vars, _) =
         desdis_models::init::init_net(Arch::parse("desdis-16").unwrap(), 99, &Device::Cpu).unwrap();
-    desdis_models::weights::save_safetensors(&varmap_tensors(&teacher_vars), &teacher_path).unwrap();
+    desdis_checkpoint::save_safetensors(&varmap_tensors(&teacher_vars), &teacher_path).unwrap();
 
     let plain_cfg = TrainConfig { epochs: 1, validation_pairs: 0, ..tiny() };
     let distill_cfg = TrainConfig {

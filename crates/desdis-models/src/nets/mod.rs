@@ -22,8 +22,8 @@ pub use tfeat::TFeat;
 
 use crate::arch::{Arch, LayerSpec, PATCH_SIDE};
 use crate::layers::{ConvSpec, Dropout, NET_DTYPE};
-use crate::weights::StateDict;
 use crate::{Error, Result};
+use desdis_checkpoint::StateDict;
 
 /// The six 3x3 convolutions shared by L2-Net, HardNet, SOSNet and HyNet: 32, 32, 64 (stride 2),
 /// 64, 128 (stride 2), 128 channels.
@@ -226,25 +226,25 @@ impl ModuleT for Net {
     }
 }
 
-/// Loads a net from a checkpoint path or `hf://` source (see [`crate::weights::load`]).
+/// Loads a net from a checkpoint path or `hf://` source (see [`desdis_checkpoint::load`]).
 ///
 /// With `arch = None` the architecture is detected from the keys ([`Arch::detect`]). Every tensor
 /// the architecture needs is checked before anything is built: a missing one is
 /// [`Error::MissingKey`], a wrongly shaped one [`Error::Shape`], both naming the file. Extra keys
 /// (`num_batches_tracked`) are ignored. Tensors are converted to `f32` on `device`.
 pub fn load_net(source: &str, arch: Option<Arch>, device: &Device) -> Result<Net> {
-    let sd = crate::weights::load(source, device)?;
+    let sd = desdis_checkpoint::load(source, device)?;
     net_from_state_dict(&sd, arch, device)
 }
 
-/// [`load_net`] from checkpoint bytes in memory (see [`crate::weights::load_bytes`]).
+/// [`load_net`] from checkpoint bytes in memory (see [`desdis_checkpoint::load_bytes`]).
 pub fn load_net_bytes(
     name: &std::path::Path,
     data: &[u8],
     arch: Option<Arch>,
     device: &Device,
 ) -> Result<Net> {
-    let sd = crate::weights::load_bytes(name, data, device)?;
+    let sd = desdis_checkpoint::load_bytes(name, data, device)?;
     net_from_state_dict(&sd, arch, device)
 }
 

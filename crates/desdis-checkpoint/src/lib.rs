@@ -4,6 +4,7 @@
 //! a restricted pickle machine that accepts only what a tensor state dict needs and never runs
 //! code, so loading an untrusted checkpoint is safe.
 
+mod error;
 mod hub;
 mod pickle;
 mod pth;
@@ -17,8 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::{Error, Result};
-
+pub use error::{Error, Result};
 pub use hub::{default_cache_dir, resolve, resolve_in_cache, HubSource, HF_SCHEME};
 pub use pth::read_pth;
 

@@ -6,9 +6,9 @@ use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use desdis_models::testing::shared_data;
-use desdis_models::weights::{load, read_pth, resolve, resolve_in_cache, save_safetensors, HubSource};
-use desdis_models::Error;
+use desdis_checkpoint::Error;
+use desdis_checkpoint::{load, read_pth, resolve, resolve_in_cache, save_safetensors, HubSource};
+use desdis_stdx::testing::shared_data;
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/weights")
@@ -49,7 +49,7 @@ fn values(tensor: &Tensor) -> Vec<f64> {
 }
 
 /// Boxed error: the crate's error is large, and clippy rightly objects to returning it by value.
-fn load_path(path: &Path) -> Result<desdis_models::weights::StateDict, Box<Error>> {
+fn load_path(path: &Path) -> Result<desdis_checkpoint::StateDict, Box<Error>> {
     load(path.to_str().expect("utf-8 path"), &Device::Cpu).map_err(Box::new)
 }
 

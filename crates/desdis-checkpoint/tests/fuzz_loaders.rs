@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use desdis_models::weights::{load, save_safetensors};
+use desdis_checkpoint::{load, save_safetensors};
 use proptest::prelude::*;
 
 /// The synthetic `.pth` fixtures (hex-encoded in the repository) and a safetensors file, as bytes.
