@@ -11,7 +11,7 @@
 #
 # Results go to $OUT (default ./gpu-check-out): desdis.json (parity, timings, distillation),
 # torch.json (PyTorch on the same nets), summary.md, the logs and the machine's description.
-# Flags other than --device/--quick/--torch-only/--no-torch go to `desdis gpu-check`.
+# Flags other than --device/--quick/--torch-only/--no-torch go to `desdis-gpu-check`.
 # Environment: PYTHON (default python3), DESDIS_CUDA_LIBS (extra library folders, ':'-separated),
 # DESDIS_TIMEOUT / TORCH_TIMEOUT (seconds for each part, default 300 / 150, so that the whole stays
 # under 8 minutes), DESDIS_KEEP=1 (keep the nets' weights and the distillation runs in $OUT).
@@ -49,10 +49,10 @@ unxz_to() {
         "$py" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"
     fi
 }
-bin="$here/desdis"
+bin="$here/desdis-gpu-check"
 if [ ! -x "$bin" ]; then
-    bin="$tmp/desdis"
-    unxz_to "$here/desdis.xz" "$bin" && chmod +x "$bin" || log "cannot unpack $here/desdis.xz"
+    bin="$tmp/desdis-gpu-check"
+    unxz_to "$here/desdis-gpu-check.xz" "$bin" && chmod +x "$bin" || log "cannot unpack $here/desdis-gpu-check.xz"
 fi
 
 # The machine.
@@ -110,13 +110,13 @@ weights=()
 
 status=0
 if [ "$run_desdis" = 1 ]; then
-    log "desdis gpu-check"
+    log "desdis-gpu-check"
     rm -rf "$out/nets" "$out/work"
-    timeout "${DESDIS_TIMEOUT:-300}" "$bin" gpu-check --device "$device" ${sizes[@]+"${sizes[@]}"} ${weights[@]+"${weights[@]}"} \
+    timeout "${DESDIS_TIMEOUT:-300}" "$bin" --device "$device" ${sizes[@]+"${sizes[@]}"} ${weights[@]+"${weights[@]}"} \
         --torch-dir "$out/nets" --work "$out/work" --json "$out/desdis.json" ${extra[@]+"${extra[@]}"} \
         >"$out/desdis.stdout" 2> >(tee "$out/desdis.log" >&2)
     status=$?
-    log "desdis gpu-check exited with $status"
+    log "desdis-gpu-check exited with $status"
     rm -rf "$out/work/data"
 fi
 

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use candle_core::{Device, ModuleT, Tensor};
@@ -249,7 +249,7 @@ impl Bench {
         desdis_checkpoint::save_safetensors(&check, &dir.join(format!("{arch}.check.safetensors")))?;
 
         let x = Tensor::rand(0f32, scale, (self.infer_batch, 1, 32, 32), &device)?;
-        let infer_s = median_seconds(warmup, reps, || {
+        let infer_s = desdis_stdx::median_seconds::<anyhow::Error>(warmup, reps, || {
             net.forward_t(&x, false)?;
             Ok(())
         })?;
@@ -270,7 +270,7 @@ impl Bench {
             let anchors = Tensor::rand(0f32, 1.0, (pairs, 1, 32, 32), &device)?;
             let noise = Tensor::rand(0f32, 0.05, (pairs, 1, 32, 32), &device)?;
             let positives = (&anchors + noise)?.clamp(0f32, 1.0)?;
-            let seconds = median_seconds(warmup, reps, || {
+            let seconds = desdis_stdx::median_seconds::<anyhow::Error>(warmup, reps, || {
                 train_step(&objective, &net, &mut optimizer, &anchors, &positives, LR)?;
                 Ok(())
             })?;
@@ -311,24 +311,6 @@ impl Bench {
         let json = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
         serde_json::from_str(json).with_context(|| format!("parsing the output of {}", script.display()))
     }
-}
-
-/// Median wall-clock seconds of `reps` calls of `f` after `warmup` untimed ones.
-fn median_seconds(
-    warmup: usize,
-    reps: usize,
-    mut f: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<f64> {
-    for _ in 0..warmup {
-        f()?;
-    }
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let start = Instant::now();
-        f()?;
-        times.push(start.elapsed().as_secs_f64());
-    }
-    Ok(crate::stdx::median(&times))
 }
 
 fn find_torch_python(explicit: Option<&Path>) -> Option<PathBuf> {
@@ -548,12 +530,6 @@ mod tests {
         );
         assert!(splice_section(&format!("{MARK_END} {MARK_START}"), "x").is_err());
         Ok(())
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(crate::stdx::median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(crate::stdx::median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 
     /// The benchmark on one small net, without docs or PyTorch: `cargo test -p xtask --release

@@ -34,6 +34,7 @@ impl CiCuda {
             "desdis-eval",
             "desdis-train",
             "desdis-cli",
+            "desdis-gpu-check",
             "xtask",
         ] {
             args.extend(["-p", krate]);

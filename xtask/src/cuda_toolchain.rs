@@ -115,6 +115,9 @@ pub struct Toolchain {
 
 /// `cargo build --release -p desdis-cli --features cuda`: the `desdis` binary with CUDA.
 pub const BUILD_CUDA_CLI: &[&str] = &["build", "--release", "-p", "desdis-cli", "--features", "cuda"];
+/// `cargo` arguments that build the GPU check's benchmark binary with CUDA support.
+pub const BUILD_CUDA_GPU_CHECK: &[&str] =
+    &["build", "--release", "-p", "desdis-gpu-check", "--features", "cuda"];
 
 impl Toolchain {
     /// Runs `cargo <args>` from `root` with this toolchain's environment and `target_dir` as the

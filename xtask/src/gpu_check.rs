@@ -1,8 +1,8 @@
-//! `cargo xtask gpu-check`: builds the `desdis` binary with `--features cuda` on this (CPU-only)
+//! `cargo xtask gpu-check`: builds the `desdis-gpu-check` benchmark binary with `--features cuda` on this (CPU-only)
 //! machine and packs it with the scripts a GPU machine runs, into one self-contained folder.
 //!
 //! The GPU machine needs no Rust and no network: `run.sh` finds the CUDA libraries in its PyTorch
-//! wheels, runs `desdis gpu-check` (parity against the CPU, timings, a short distillation), then
+//! wheels, runs `desdis-gpu-check` (parity against the CPU, timings, a short distillation), then
 //! `bench_torch.py` on the same nets and card, and writes everything under `$OUT`.
 
 use std::path::{Path, PathBuf};
@@ -20,8 +20,10 @@ const MAX_BUNDLE_BYTES: u64 = 60 * 1024 * 1024;
 /// The one CUDA library the binary needs that recent PyTorch CUDA 13 wheels no longer carry; the
 /// bundle holds it compressed and `run.sh` unpacks it only when the machine lacks it.
 const CURAND: &str = "libcurand.so.10";
+/// The benchmark binary the bundle carries.
+const BINARY: &str = "desdis-gpu-check";
 
-/// Builds `desdis` with CUDA support and packs `run.sh`, the binary and the PyTorch scripts into
+/// Builds `desdis-gpu-check` with CUDA support and packs `run.sh`, the binary and the PyTorch scripts into
 /// a folder to copy to a GPU machine; `--dry-run` then runs that bundle here on the CPU.
 #[derive(clap::Args, Debug)]
 pub struct GpuCheck {
@@ -48,7 +50,7 @@ impl GpuCheck {
         if !self.no_build {
             build(&root, &target_dir, &toolchain)?;
         }
-        let binary = target_dir.join("release/desdis");
+        let binary = target_dir.join(format!("release/{BINARY}"));
         if !binary.is_file() {
             bail!("{} is missing: build it (drop --no-build)", binary.display());
         }
@@ -72,7 +74,7 @@ impl GpuCheck {
 }
 
 fn build(root: &Path, target_dir: &Path, toolchain: &Toolchain) -> anyhow::Result<()> {
-    toolchain.cargo(root, target_dir, crate::cuda_toolchain::BUILD_CUDA_CLI, "gpu-check")
+    toolchain.cargo(root, target_dir, crate::cuda_toolchain::BUILD_CUDA_GPU_CHECK, "gpu-check")
 }
 
 /// Writes the bundle: the binary without debug info and cuRAND, both xz-compressed (the kernels
@@ -83,7 +85,7 @@ fn pack(root: &Path, binary: &Path, bundle: &Path, toolchain: &Toolchain) -> any
         std::fs::remove_dir_all(bundle).with_context(|| format!("removing {}", bundle.display()))?;
     }
     std::fs::create_dir_all(bundle).with_context(|| format!("creating {}", bundle.display()))?;
-    let stripped = bundle.join("desdis.stripped");
+    let stripped = bundle.join(format!("{BINARY}.stripped"));
     // Debug info is a large part of the binary; the symbol table stays for readable backtraces.
     let ok = Command::new("strip")
         .arg("--strip-debug")
@@ -97,7 +99,7 @@ fn pack(root: &Path, binary: &Path, bundle: &Path, toolchain: &Toolchain) -> any
         std::fs::copy(binary, &stripped).with_context(|| format!("copying {}", binary.display()))?;
     }
     eprintln!("gpu-check: compressing the binary");
-    xz(&stripped, &bundle.join("desdis.xz"))?;
+    xz(&stripped, &bundle.join(format!("{BINARY}.xz")))?;
     std::fs::remove_file(&stripped).with_context(|| format!("removing {}", stripped.display()))?;
     // Compressing cuRAND takes minutes: done once per toolchain.
     let curand_xz = toolchain.prefix.join(format!("{CURAND}.xz"));

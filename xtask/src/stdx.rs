@@ -10,18 +10,6 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// The median (the mean of the middle two for an even count); NaN when empty.
-pub fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => sorted[n / 2],
-        _ => 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]),
-    }
-}
-
 /// The CPU's model name from `/proc/cpuinfo`, else the architecture's name.
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -65,12 +53,5 @@ mod tests {
         assert_eq!(replace_between("nothing", "<a>", "<b>", "x").unwrap(), None);
         assert!(replace_between("<b> <a>", "<a>", "<b>", "x").is_err());
         assert!(replace_between("<a> only", "<a>", "<b>", "x").is_err());
-    }
-
-    #[test]
-    fn median_of_odd_even_and_empty() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&[]).is_nan());
     }
 }

@@ -1,7 +1,6 @@
 //! `desdis`: describe patches with learned descriptors, train and evaluate descriptor nets, and match photos.
 
 mod commands;
-mod gpu_check;
 mod input;
 mod pipeline;
 mod train;
@@ -35,8 +34,6 @@ enum Command {
     /// Export features and matches for other tools (COLMAP, the HPatches benchmark).
     #[command(subcommand)]
     Export(pipeline::Export),
-    /// Check a GPU against the CPU: descriptor parity, speed, a short distillation (JSON report).
-    GpuCheck(gpu_check::GpuCheck),
 }
 
 fn main() {
@@ -58,7 +55,6 @@ fn main() {
         Command::Extract(cmd) => cmd.run(),
         Command::Match(cmd) => cmd.run(),
         Command::Export(cmd) => cmd.run(),
-        Command::GpuCheck(cmd) => cmd.run(),
     };
     if let Err(err) = result {
         eprintln!("error: {}", error_chain(&err));

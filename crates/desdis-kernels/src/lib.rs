@@ -18,6 +18,7 @@
 
 mod activation;
 mod batchnorm;
+pub mod compare;
 mod conv_bn_chain;
 pub mod distance;
 mod frn;

@@ -1,6 +1,7 @@
 //! `desdis_kernels::{tanh, max_pool2d}` against candle's own ops: outputs and gradients.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
+use desdis_kernels::compare::max_abs_diff;
 use desdis_kernels::{max_pool2d, tanh};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -9,10 +10,6 @@ fn random(shape: &[usize], seed: u64) -> Result<Tensor> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let data: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random_range(-3.0..3.0f32)).collect();
     Tensor::from_vec(data, shape, &Device::Cpu)
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-    (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
 }
 
 type Op = fn(&Tensor) -> Result<Tensor>;

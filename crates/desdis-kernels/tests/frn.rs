@@ -2,6 +2,7 @@
 //! candle's tensor ops in f64: outputs, and gradients for the input and all three parameters.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
+use desdis_kernels::compare::max_abs_diff;
 use desdis_kernels::frn_tlu;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -9,10 +10,6 @@ use rand_chacha::ChaCha8Rng;
 fn random(shape: &[usize], low: f32, high: f32, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let data: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random_range(low..high)).collect();
     Tensor::from_vec(data, shape, &Device::Cpu)
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-    (a.to_dtype(DType::F32)? - b.to_dtype(DType::F32)?)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
 }
 
 /// `max(x * rsqrt(mean_hw(x²) + eps) * weight + bias, tau)` from candle's ops.

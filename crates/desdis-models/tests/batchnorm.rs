@@ -3,6 +3,7 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
+use desdis_kernels::compare::max_abs_diff;
 use desdis_kernels::{batch_norm_train, conv_batch_norm_train, ConvBnParams};
 use desdis_models::layers::{conv_bn_relu_chain_t, BatchNorm2d, ConvBn, ConvSpec};
 use rand::{Rng, SeedableRng};
@@ -27,10 +28,6 @@ fn reference(x: &Tensor, eps: f64, relu: bool) -> Result<Tensor> {
     } else {
         Ok(y)
     }
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-    (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
 }
 
 #[test]

@@ -1,12 +1,9 @@
 //! `Net::describe_t`: the net applies its own input range and exposes its pre-normalisation output.
 
 use candle_core::{Device, ModuleT, Tensor};
+use desdis_kernels::compare::max_abs_diff;
 use desdis_models::arch::Arch;
 use desdis_models::init::init_net;
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> candle_core::Result<f32> {
-    (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
-}
 
 #[test]
 fn describe_scales_inputs_and_returns_the_raw_output() -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use desdis_checkpoint::{save_safetensors, StateDict};
+use desdis_kernels::compare::max_abs_diff;
 use desdis_models::arch::{Arch, TensorRole, TensorSpec};
 use desdis_models::init::{init_net, trainable_net};
 use desdis_models::layers::{BatchNorm2d, Dropout};
@@ -41,11 +42,6 @@ fn npy_tensor(path: &Path) -> Result<Tensor> {
     // Fortran order is C order of the reversed shape: reverse the axes back.
     let axes: Vec<usize> = (0..shape.len()).rev().collect();
     Ok(tensor.permute(axes)?.contiguous()?)
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-    ensure!(a.dims() == b.dims(), "shapes differ: {:?} vs {:?}", a.dims(), b.dims());
-    Ok(a.sub(b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
 }
 
 fn assert_close(got: &Tensor, want: &Tensor, what: &str) -> Result<()> {

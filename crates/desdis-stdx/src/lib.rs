@@ -4,6 +4,7 @@
 //!   the whole new one, never a half-written file under the final name;
 //! - [`write_synced`] and [`sync_dir`]: the two durable steps, for callers that stage a whole
 //!   folder and rename it;
+//! - [`median`] and [`median_seconds`]: the statistics of the benchmarks;
 //! - [`testing`]: where the tests find the read-only shared data.
 
 pub mod testing;
@@ -73,6 +74,33 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The median (the mean of the middle two for an even count); NaN when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => sorted[n / 2],
+        _ => 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]),
+    }
+}
+
+/// Median wall-clock seconds of `reps` calls of `f` after `warmup` untimed ones (NaN for no
+/// reps); the first error stops it.
+pub fn median_seconds<E>(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<(), E>) -> Result<f64, E> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let start = std::time::Instant::now();
+        f()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    Ok(median(&times))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +128,24 @@ mod tests {
         assert!(path.join("keep").is_file());
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn median_seconds_runs_warmup_and_reps_and_stops_at_an_error() {
+        let mut calls = 0;
+        let t = median_seconds::<()>(2, 3, || {
+            calls += 1;
+            Ok(())
+        });
+        assert!(t.unwrap() >= 0.0);
+        assert_eq!(calls, 5);
+        assert_eq!(median_seconds(0, 3, || Err("boom")), Err("boom"));
     }
 }

@@ -1,4 +1,4 @@
-//! `desdis gpu-check`: what a GPU machine must show before the project trusts it, in one run that
+//! `desdis-gpu-check`: what a GPU machine must show before the project trusts it, in one run that
 //! needs nothing but this binary (the photos of the embedded training set are compiled in).
 //!
 //! 1. Parity: every net, with seeded weights and with any checkpoints given, describes the same
@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, ModuleT, Tensor};
-use clap::Args;
+use clap::Parser;
 use desdis_data::embedded::{self, EmbeddedConfig};
 use desdis_data::{Dataset, PATCH_LEN, PATCH_SIDE};
 use desdis_loss::{HardNetLoss, PairBatch, TfeatLoss, TripletLoss};
@@ -56,7 +56,8 @@ const LOSS_TOLERANCE: f64 = 1e-4;
 const EPOCH_LOSS_TOLERANCE: f64 = 1e-2;
 
 /// Checks a device against the CPU: descriptor parity, speed, a short distillation (JSON report).
-#[derive(Args, Debug)]
+#[derive(Parser, Debug)]
+#[command(name = "desdis-gpu-check", version)]
 pub struct GpuCheck {
     /// Device to check: `cuda`, `cuda:N` or `cpu` (a dry run). Default: the first GPU if any.
     #[arg(long)]
@@ -502,8 +503,7 @@ fn patch_tensor(patches: &[u8], arch: Arch) -> Result<Tensor> {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
-    let b = b.to_device(a.device())?;
-    Ok(f64::from((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?))
+    Ok(f64::from(desdis_kernels::compare::max_abs_diff(a, b)?))
 }
 
 /// Euclidean norm of all elements, accumulated in f64.
@@ -642,28 +642,19 @@ fn write_torch_inputs(
 }
 
 /// Median wall-clock seconds of `reps` runs of `f` after `warmup` untimed ones, each run ended by
-/// a device synchronisation so that queued GPU work is counted.
+/// a device synchronisation so that queued GPU work is counted (and the next run starts on an
+/// idle device).
 fn median_seconds(
     device: &Device,
     warmup: usize,
     reps: usize,
     mut f: impl FnMut() -> Result<()>,
 ) -> Result<f64> {
-    for _ in 0..warmup {
+    device.synchronize()?;
+    desdis_stdx::median_seconds(warmup, reps, || {
         f()?;
-        device.synchronize()?;
-    }
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        device.synchronize()?;
-        let t0 = Instant::now();
-        f()?;
-        device.synchronize()?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    let n = times.len();
-    Ok(if n % 2 == 1 { times[n / 2] } else { 0.5 * (times[n / 2 - 1] + times[n / 2]) })
+        Ok(device.synchronize()?)
+    })
 }
 
 /// The scratch folder: the one given (kept), or a fresh temporary one removed at the end.
