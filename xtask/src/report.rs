@@ -58,6 +58,8 @@ pub const TEACHER_ROW: &str = "teacher";
 pub const EQUAL_ROW: &str = "equal-weight student";
 pub const LIGHT_ROW: &str = "light student";
 pub const LIGHT_CONTROL_ROW: &str = "control: light, lambda = 0";
+/// Prefix of the `--ablations` rows (light students with another lambda or form).
+pub const ABLATION_ROW: &str = "ablation: light";
 
 /// Patches per second of `net` in evaluation mode, on batches of 256, for half a second at least.
 pub fn throughput(net: &Net) -> Result<f64> {
@@ -242,7 +244,11 @@ fn comparisons(results: &[ModelResult], teacher: &str) -> Vec<(String, String)> 
         (find(LIGHT_ROW), teacher_row),
         (find(LIGHT_ROW), find(LIGHT_CONTROL_ROW)),
     ];
-    pairs.into_iter().filter_map(|(a, b)| Some((a?, b?))).collect()
+    let ablations = rows
+        .iter()
+        .filter(|(t, r)| *t == teacher && r.starts_with(ABLATION_ROW))
+        .map(|k| (Some(k.1.to_string()), find(LIGHT_CONTROL_ROW)));
+    pairs.into_iter().chain(ablations).filter_map(|(a, b)| Some((a?, b?))).collect()
 }
 
 /// Per teacher recipe and comparison, on the cuts of `base`: the mean paired difference of FPR95

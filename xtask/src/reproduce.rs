@@ -8,8 +8,10 @@
 //! initialisation stream: the comparisons are paired. The equal-weight student's `lambda = 0`
 //! control is the teacher itself: same architecture, seed, data and recipe, and with `lambda = 0`
 //! the frozen teacher's output never reaches the loss, so that run would repeat the teacher's
-//! bit for bit (a quick run showed identical scores) and is not trained twice. `--ablations` adds, on seed 0, `lambda = 1`
-//! and one student per other `R_ts` form. Every run gets the same number of steps.
+//! bit for bit (a quick run showed identical scores) and is not trained twice. `--ablations` adds,
+//! for every seed, light students at the other weights of [`ABLATION_LAMBDAS`] and one per other
+//! `R_ts` form, each compared with the light student's control. Every run gets the same number of
+//! steps.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,7 +44,8 @@ pub struct ReproduceArgs {
     /// Scales the steps of every run (2: twice as long), for longer CPU or GPU runs.
     #[arg(long, default_value_t = 1.0)]
     budget: f64,
-    /// Also train the seed-0 ablations: lambda = 1 and the other R_ts forms.
+    /// Also train the ablations: light students at lambda = 0.1, 0.3, 1, 3 and with the other
+    /// R_ts forms, every seed, each compared with the lambda = 0 control.
     #[arg(long)]
     pub(crate) ablations: bool,
     /// Folder holding HPatches sequences (v_wormhole, v_churchill are used when present).
@@ -367,21 +370,35 @@ pub(crate) fn plan_jobs(
     if !ablations {
         return jobs;
     }
-    let default_form = RtsConfig::default().form;
-    let others = [("abs", RtsForm::Abs), ("squared", RtsForm::Squared), ("hinge", RtsForm::Hinge)];
-    let heavy = student(0, &teacher.arch, RtsConfig { lambda: 1.0, ..RtsConfig::default() });
-    jobs.push(Job { row: "student, lambda = 1".into(), seed: 0, dir: root.join("lambda1-s0"), cfg: heavy });
-    for (name, form) in others.into_iter().filter(|(_, f)| *f != default_form) {
-        let cfg = student(0, &teacher.arch, RtsConfig { form, ..RtsConfig::default() });
-        jobs.push(Job {
-            row: format!("student, R_ts {name}"),
-            seed: 0,
-            dir: root.join(format!("{name}-s0")),
-            cfg,
-        });
+    // The light student is what the project ships, so its regularizer is what the ablation
+    // tunes: every seed, against the same lambda = 0 control as the default light student.
+    let default_rts = RtsConfig::default();
+    let forms = [("abs", RtsForm::Abs), ("squared", RtsForm::Squared), ("hinge", RtsForm::Hinge)];
+    for s in 0..seeds as u64 {
+        for lambda in ABLATION_LAMBDAS.into_iter().filter(|l| *l != default_rts.lambda) {
+            let rts = RtsConfig { lambda, ..default_rts.clone() };
+            jobs.push(Job {
+                row: format!("{}, lambda = {lambda} {light_arch}", report::ABLATION_ROW),
+                seed: s,
+                dir: root.join(format!("light-lambda{lambda}-s{s}")),
+                cfg: student(s, light_arch, rts),
+            });
+        }
+        for (name, form) in forms.into_iter().filter(|(_, f)| *f != default_rts.form) {
+            let rts = RtsConfig { form, ..default_rts.clone() };
+            jobs.push(Job {
+                row: format!("{}, R_ts {name} {light_arch}", report::ABLATION_ROW),
+                seed: s,
+                dir: root.join(format!("light-{name}-s{s}")),
+                cfg: student(s, light_arch, rts),
+            });
+        }
     }
     jobs
 }
+
+/// The weights of `R_ts` the ablation trains light students with (besides the default's).
+const ABLATION_LAMBDAS: [f64; 4] = [0.1, 0.3, 1.0, 3.0];
 
 /// The teacher recipe of `kind`, sized by `budget` and the size flags. SGD learning rates are
 /// scaled linearly with the batch from the batch of the recipe's own rate
