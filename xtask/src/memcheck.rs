@@ -145,7 +145,7 @@ impl MemCheck {
             _ => LossKind::HardNet,
         };
         let mut cfg = TrainConfig::for_teacher(recipe);
-        cfg.arch = arch.name();
+        cfg.arch = arch;
         cfg.epochs = 1;
         cfg.batch_size = self.batch_size;
         cfg.pairs_per_epoch = self.steps * self.batch_size;

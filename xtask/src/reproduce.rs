@@ -75,7 +75,7 @@ pub struct ReproduceArgs {
     /// Replaces every teacher (and equal-weight student) architecture, e.g. a small net for a
     /// smoke test of the protocol.
     #[arg(long)]
-    pub(crate) arch: Option<String>,
+    pub(crate) arch: Option<Arch>,
     /// Device: `cpu`, `cuda` or `cuda:N` (default: the first GPU when built with `--features cuda`
     /// and one is present, else the CPU).
     #[arg(long)]
@@ -100,7 +100,7 @@ impl ReproduceArgs {
     pub(crate) fn sized(&self, budget: &Budget, cfg: TrainConfig) -> TrainConfig {
         let batch_size = self.batch_size.unwrap_or(budget.batch_size);
         TrainConfig {
-            arch: self.arch.clone().or(budget.teacher_arch.map(str::to_string)).unwrap_or(cfg.arch.clone()),
+            arch: self.arch.or(budget.teacher_arch).unwrap_or(cfg.arch),
             epochs: self.epochs.unwrap_or(budget.epochs),
             pairs_per_epoch: self.pairs_per_epoch.unwrap_or(self.scaled_steps(budget) * batch_size),
             batch_size,
@@ -114,8 +114,8 @@ impl ReproduceArgs {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budget {
     /// Replaces every teacher architecture (quick mode: a small DesDis net).
-    pub teacher_arch: Option<&'static str>,
-    pub light_arch: &'static str,
+    pub teacher_arch: Option<Arch>,
+    pub light_arch: Arch,
     pub epochs: usize,
     pub steps_per_epoch: usize,
     pub batch_size: usize,
@@ -129,7 +129,7 @@ pub(crate) struct Budget {
 // validation and scoring. `--budget` scales it.
 const DEFAULT: Budget = Budget {
     teacher_arch: None,
-    light_arch: "desdis-32",
+    light_arch: Arch::DesDis { dim: 32 },
     epochs: 3,
     steps_per_epoch: 100,
     batch_size: 128,
@@ -138,8 +138,8 @@ const DEFAULT: Budget = Budget {
 };
 
 const QUICK: Budget = Budget {
-    teacher_arch: Some("desdis-16"),
-    light_arch: "desdis-8",
+    teacher_arch: Some(Arch::DesDis { dim: 16 }),
+    light_arch: Arch::DesDis { dim: 8 },
     epochs: 2,
     steps_per_epoch: 20,
     batch_size: 64,
@@ -317,7 +317,7 @@ pub(crate) fn plan_jobs(
     kind: LossKind,
     root: &Path,
     teacher: &TrainConfig,
-    light_arch: &str,
+    light_arch: Arch,
     seeds: usize,
     ablations: bool,
 ) -> Vec<Job> {
@@ -334,12 +334,12 @@ pub(crate) fn plan_jobs(
     }
     // A student shares its teacher's seed: the same data order and initialisation stream, so
     // each teacher-student comparison is paired.
-    let student = |s: u64, arch: &str, rts: RtsConfig| TrainConfig {
-        arch: arch.to_string(),
+    let student = |s: u64, arch: Arch, rts: RtsConfig| TrainConfig {
+        arch,
         seed: s,
         distill: Some(DistillConfig {
             teacher: teacher_path(s).to_string_lossy().into_owned(),
-            teacher_arch: Some(teacher.arch.clone()),
+            teacher_arch: Some(teacher.arch),
             rts,
         }),
         ..teacher.clone()
@@ -349,7 +349,7 @@ pub(crate) fn plan_jobs(
     let control = RtsConfig { lambda: 0.0, form: RtsForm::Abs, ..RtsConfig::default() };
     for s in 0..seeds as u64 {
         let students = [
-            (report::EQUAL_ROW.to_string(), "equal", teacher.arch.as_str(), RtsConfig::default()),
+            (report::EQUAL_ROW.to_string(), "equal", teacher.arch, RtsConfig::default()),
             (format!("{} {light_arch}", report::LIGHT_ROW), "light", light_arch, RtsConfig::default()),
             (
                 format!("{} {light_arch}", report::LIGHT_CONTROL_ROW),
@@ -423,7 +423,7 @@ fn run_job(kind: LossKind, job: &Job, cuts: &[(String, CutSet)], device: &Device
         true => pairs / summary.pairs_per_s,
         false => t0.elapsed().as_secs_f64(),
     };
-    let arch = Arch::parse(&job.cfg.arch)?;
+    let arch = job.cfg.arch;
     let model = job.dir.join("model.safetensors");
     let net = desdis_models::nets::load_net(&model.to_string_lossy(), Some(arch), device)?;
     let sequences = cuts.iter().map(|(name, cut)| score(&net, name, cut)).collect::<Result<Vec<_>>>()?;
@@ -513,8 +513,8 @@ mod tests {
 
     #[test]
     fn every_seed_gets_a_teacher_and_three_paired_students() {
-        let teacher = TrainConfig { arch: "hardnet".into(), ..TrainConfig::default() };
-        let jobs = plan_jobs(LossKind::HardNet, Path::new("r"), &teacher, "desdis-32", 2, false);
+        let teacher = TrainConfig { arch: Arch::HardNet, ..TrainConfig::default() };
+        let jobs = plan_jobs(LossKind::HardNet, Path::new("r"), &teacher, Arch::DesDis { dim: 32 }, 2, false);
         assert_eq!(jobs.len(), 2 * 4);
         for s in 0..2u64 {
             let of_seed: Vec<&Job> = jobs.iter().filter(|j| j.seed == s).collect();
@@ -531,7 +531,7 @@ mod tests {
                 .filter_map(|j| j.cfg.distill.as_ref())
                 .all(|d| d.teacher.contains(&teacher_model)));
         }
-        let with = plan_jobs(LossKind::HardNet, Path::new("r"), &teacher, "desdis-32", 2, true);
+        let with = plan_jobs(LossKind::HardNet, Path::new("r"), &teacher, Arch::DesDis { dim: 32 }, 2, true);
         assert!(with.len() > jobs.len());
     }
 

@@ -19,7 +19,7 @@ use crate::reproduce::{plan_jobs, teacher_config, train_or_reuse, Budget, Job, R
 /// The published schedule: 10 epochs of 5,000,000 pairs in batches of 1024.
 const UBC: Budget = Budget {
     teacher_arch: None,
-    light_arch: "desdis-32",
+    light_arch: Arch::DesDis { dim: 32 },
     epochs: 10,
     steps_per_epoch: 5_000_000 / 1024,
     batch_size: 1024,
@@ -91,7 +91,7 @@ fn run_job(kind: LossKind, job: &Job, tests: &[(String, PathBuf)], device: &Devi
     let t0 = Instant::now();
     let summary = train_or_reuse(job, device)?;
     let train_seconds = t0.elapsed().as_secs_f64();
-    let arch = Arch::parse(&job.cfg.arch)?;
+    let arch = job.cfg.arch;
     let net = desdis_models::nets::load_net(
         &job.dir.join("model.safetensors").to_string_lossy(),
         Some(arch),

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use desdis_checkpoint::StateDict;
 use desdis_loss::{LossKind, RtsConfig};
+use desdis_models::arch::Arch;
 use desdis_models::nets::check_state_dict;
 use desdis_train::{DataSource, DistillConfig, RunDir, TrainConfig};
 use serde::de::DeserializeOwned;
@@ -122,7 +123,7 @@ impl Distill {
         if cfg.distill.is_none() {
             // Without a config file, the student defaults to the light DesDis-32.
             if self.common.config.is_none() && self.common.arch.is_none() {
-                cfg.arch = "desdis-32".into();
+                cfg.arch = Arch::DesDis { dim: 32 };
             }
         }
         let mut distill = cfg.distill.take().unwrap_or(DistillConfig {
@@ -136,7 +137,10 @@ impl Distill {
         if distill.teacher.trim().is_empty() {
             bail!("no teacher: give --teacher WEIGHTS (or `teacher` in the config's [distill] section)");
         }
-        distill.teacher_arch = self.teacher_arch.or(distill.teacher_arch);
+        if let Some(name) = &self.teacher_arch {
+            distill.teacher_arch =
+                Some(Arch::parse(name).with_context(|| format!("--teacher-arch {name:?}"))?);
+        }
         if let Some(form) = &self.rts {
             distill.rts.form = parse_name("--rts", form)?;
         }
@@ -156,7 +160,7 @@ impl Common {
     /// Applies every flag given to `cfg`, then checks the result.
     fn apply(&self, cfg: &mut TrainConfig) -> Result<()> {
         if let Some(arch) = &self.arch {
-            cfg.arch = arch.clone();
+            cfg.arch = Arch::parse(arch).with_context(|| format!("--arch {arch:?}"))?;
         }
         set(&mut cfg.epochs, self.epochs);
         set(&mut cfg.pairs_per_epoch, self.pairs_per_epoch);
@@ -281,10 +285,10 @@ fn check_checkpoint_arch(run: &RunDir, cfg: &TrainConfig) -> Result<()> {
     let tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
         .with_context(|| format!("{}: cannot read", path.display()))?;
     let sd = StateDict { path, tensors };
-    let arch = cfg.student_arch()?;
+    let arch = cfg.arch;
     check_state_dict(&sd, arch).with_context(|| {
         format!(
-            "the checkpoint does not match arch = {:?} in {}",
+            "the checkpoint does not match arch = \"{}\" in {}",
             cfg.arch,
             run.path("config.toml").display()
         )

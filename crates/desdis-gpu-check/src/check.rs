@@ -317,12 +317,12 @@ impl GpuCheck {
                 let path = work.join("teacher-hardnet.safetensors");
                 let (varmap, _) = init_net(Arch::HardNet, self.seed, &Device::Cpu)?;
                 desdis_checkpoint::save_safetensors(&desdis_train::varmap_tensors(&varmap), &path)?;
-                (path.display().to_string(), Some("hardnet".to_string()))
+                (path.display().to_string(), Some(Arch::HardNet))
             }
         };
         let epoch_steps = sizes.distill_epoch_steps.clamp(1, sizes.distill_steps.max(1));
         let cfg = TrainConfig {
-            arch: "desdis-8".into(),
+            arch: Arch::DesDis { dim: 8 },
             epochs: sizes.distill_steps.div_ceil(epoch_steps),
             pairs_per_epoch: epoch_steps * sizes.distill_batch,
             batch_size: sizes.distill_batch,

@@ -359,6 +359,21 @@ impl fmt::Display for Arch {
     }
 }
 
+/// Written as its name (`"desdis-32"`), read with [`Arch::parse`]: configs stay readable and a
+/// misspelt architecture is refused when the config is read.
+impl serde::Serialize for Arch {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Arch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Arch::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Arch {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {

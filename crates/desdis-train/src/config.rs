@@ -76,7 +76,7 @@ pub struct DistillConfig {
     pub teacher: String,
     /// The teacher's architecture; detected from its keys when absent.
     #[serde(default)]
-    pub teacher_arch: Option<String>,
+    pub teacher_arch: Option<Arch>,
     /// The regularizer.
     #[serde(default)]
     pub rts: RtsConfig,
@@ -86,8 +86,8 @@ pub struct DistillConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// The trained net's architecture, e.g. `hardnet`, `desdis-32`.
-    pub arch: String,
+    /// The trained net's architecture, e.g. `hardnet`, `desdis-32` (checked when read).
+    pub arch: Arch,
     /// The triplet loss.
     pub loss: LossConfig,
     /// The update rule. A partial `[optimizer]` table takes the omitted fields from its kind's
@@ -122,7 +122,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            arch: "desdis-32".into(),
+            arch: Arch::DesDis { dim: 32 },
             loss: LossConfig::default(),
             optimizer: OptimizerConfig::hardnet_sgd(),
             lr: 1.0,
@@ -213,11 +213,11 @@ impl TrainConfig {
     /// published recipes (batch sizes, loss reduction) is listed in `docs/losses.md`.
     pub fn for_teacher(kind: LossKind) -> TrainConfig {
         let (arch, optimizer, lr) = match kind {
-            LossKind::HardNet => ("hardnet", OptimizerConfig::hardnet_sgd(), 10.0),
-            LossKind::L2Net => ("l2net", OptimizerConfig::hardnet_sgd(), 10.0),
-            LossKind::SosNet => ("sosnet", OptimizerConfig::adam(), 1e-2),
-            LossKind::HyNet => ("hynet", OptimizerConfig::adam(), 1e-2),
-            LossKind::TFeat => ("tfeat", OptimizerConfig::tfeat_sgd(), 0.1),
+            LossKind::HardNet => (Arch::HardNet, OptimizerConfig::hardnet_sgd(), 10.0),
+            LossKind::L2Net => (Arch::L2Net, OptimizerConfig::hardnet_sgd(), 10.0),
+            LossKind::SosNet => (Arch::SosNet, OptimizerConfig::adam(), 1e-2),
+            LossKind::HyNet => (Arch::HyNet, OptimizerConfig::adam(), 1e-2),
+            LossKind::TFeat => (Arch::TFeat, OptimizerConfig::tfeat_sgd(), 0.1),
         };
         // SOSNet's and HyNet's script keeps the learning rate constant; HardNet's decays it
         // linearly to 0 (TFeat's step decay is not modelled: linear is the closest here).
@@ -225,14 +225,7 @@ impl TrainConfig {
             LossKind::SosNet | LossKind::HyNet => Schedule::Constant,
             _ => Schedule::Linear,
         };
-        TrainConfig {
-            arch: arch.into(),
-            loss: kind.default_config(),
-            optimizer,
-            lr,
-            schedule,
-            ..TrainConfig::default()
-        }
+        TrainConfig { arch, loss: kind.default_config(), optimizer, lr, schedule, ..TrainConfig::default() }
     }
 
     /// The batch size the published recipe's learning rate goes with: HardNet and L2-Net train
@@ -248,7 +241,7 @@ impl TrainConfig {
     /// Parses a TOML document; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<TrainConfig> {
         let cfg: TrainConfig = toml::from_str(text)
-            .map_err(|e| Error::Config(format!("{origin}: invalid training config: {e}")))?;
+            .map_err(|e| Error::context(format!("{origin}: invalid training config"), e))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -259,21 +252,6 @@ impl TrainConfig {
         Self::from_toml(&text, &path.display().to_string())
     }
 
-    /// The student architecture, parsed.
-    pub fn student_arch(&self) -> Result<Arch> {
-        Arch::parse(&self.arch).map_err(|e| Error::Config(format!("arch = {:?}: {e}", self.arch)))
-    }
-
-    /// The teacher architecture, when distilling and given.
-    pub fn teacher_arch(&self) -> Result<Option<Arch>> {
-        let Some(name) = self.distill.as_ref().and_then(|d| d.teacher_arch.as_deref()) else {
-            return Ok(None);
-        };
-        Arch::parse(name)
-            .map(Some)
-            .map_err(|e| Error::Config(format!("distill.teacher_arch = {name:?}: {e}")))
-    }
-
     /// Optimizer steps per epoch.
     pub fn steps_per_epoch(&self) -> usize {
         self.pairs_per_epoch / self.batch_size.max(1)
@@ -281,8 +259,6 @@ impl TrainConfig {
 
     /// Checks every value that would otherwise fail deep inside training.
     pub fn validate(&self) -> Result<()> {
-        self.student_arch()?;
-        self.teacher_arch()?;
         let bad = |msg: String| Err(Error::Config(msg));
         if self.batch_size < 2 {
             return bad(format!("batch_size = {}: must be at least 2", self.batch_size));
@@ -299,12 +275,12 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("lr = {}: must be a positive number", self.lr));
         }
-        self.loss.build().map_err(|e| Error::Config(format!("loss: {e}")))?;
+        self.loss.build().map_err(|e| Error::context("loss", e))?;
         if let Some(d) = &self.distill {
             if d.teacher.trim().is_empty() {
                 return bad("distill.teacher: empty weights path".into());
             }
-            d.rts.validate().map_err(|e| Error::Config(format!("distill.rts: {e}")))?;
+            d.rts.validate().map_err(|e| Error::context("distill.rts", e))?;
         }
         Ok(())
     }
@@ -325,7 +301,7 @@ mod tests {
     #[test]
     fn teacher_recipes_pick_their_optimizers() {
         let hardnet = TrainConfig::for_teacher(LossKind::HardNet);
-        assert_eq!((hardnet.arch.as_str(), hardnet.lr), ("hardnet", 10.0));
+        assert_eq!((hardnet.arch.name().as_str(), hardnet.lr), ("hardnet", 10.0));
         assert_eq!(hardnet.optimizer, OptimizerConfig::hardnet_sgd());
         let sosnet = TrainConfig::for_teacher(LossKind::SosNet);
         assert_eq!((sosnet.lr, sosnet.optimizer), (1e-2, OptimizerConfig::adam()));

@@ -15,6 +15,13 @@ pub enum Error {
     /// An invalid configuration value or run directory.
     #[error("{0}")]
     Config(String),
+    /// What training was doing when a lower layer failed, with that failure as the source.
+    #[error("{context}: {source}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// From the nets or their weights (boxed: that error carries shapes and paths).
     #[error(transparent)]
     Model(Box<desdis_models::Error>),
@@ -56,6 +63,14 @@ impl From<desdis_checkpoint::Error> for Error {
 }
 
 impl Error {
+    /// An [`Error::Context`]: `context` says what was being done, `source` what went wrong.
+    pub fn context(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Context { context: context.into(), source: source.into() }
+    }
+
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }

@@ -38,8 +38,7 @@ impl RunDir {
     pub fn create<C: Serialize>(root: &Path, config: &C) -> Result<Self> {
         fs::create_dir_all(root.join(CHECKPOINTS)).map_err(|e| Error::io(root, e))?;
         let dir = Self { root: root.to_path_buf() };
-        let text =
-            toml::to_string_pretty(config).map_err(|e| Error::Config(format!("cannot write config: {e}")))?;
+        let text = toml::to_string_pretty(config).map_err(|e| Error::context("cannot write config", e))?;
         write_atomic(&dir.path("config.toml"), text.as_bytes())?;
         Ok(dir)
     }
@@ -66,7 +65,7 @@ impl RunDir {
     pub fn read_config<C: DeserializeOwned>(&self) -> Result<C> {
         let path = self.path("config.toml");
         let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| Error::context(path.display().to_string(), e))
     }
 
     /// Appends one row to `metrics.csv`, writing `header` first when the file is new or empty
@@ -234,7 +233,7 @@ impl RunDir {
         let path = ckpt.join("progress.json");
         let text = fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let progress: Progress =
-            serde_json::from_slice(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            serde_json::from_slice(&text).map_err(|e| Error::context(path.display().to_string(), e))?;
         if checkpoint_step(&name) != Some(progress.step) {
             return Err(bad(format!(
                 "progress.json says step {}, the directory's name another",

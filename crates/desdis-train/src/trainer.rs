@@ -108,7 +108,7 @@ pub fn train_until(
     stop_epoch: usize,
 ) -> Result<TrainSummary> {
     cfg.validate()?;
-    let arch = cfg.student_arch()?;
+    let arch = cfg.arch;
     // The teacher first: a wrong path should fail before any data is generated.
     let objective = objective(cfg, device)?;
     let data = load_training_set(cfg)?;
@@ -180,7 +180,7 @@ fn run_epoch(
     let steps = cfg.steps_per_epoch();
     let mining_seed = derive_seed(cfg.seed, STREAM_MINING, epoch as u64);
     let pairs = generate_pairs(ctx.data.point_ids(), steps * cfg.batch_size, cfg.batch_size, mining_seed)
-        .map_err(|e| Error::Config(format!("mining training pairs: {e}")))?;
+        .map_err(|e| Error::context("mining training pairs", e))?;
     let mut batcher = PairBatcher::new(ctx.data, &pairs, cfg.batch_size, ctx.device.clone());
     if cfg.augmentation {
         batcher = batcher.with_augmentation(derive_seed(cfg.seed, STREAM_AUGMENT, epoch as u64));
@@ -214,13 +214,12 @@ fn run_epoch(
 
 /// The plain triplet loss, or the distillation objective with its frozen teacher.
 fn objective(cfg: &TrainConfig, device: &Device) -> Result<Objective> {
-    let triplet = cfg.loss.build().map_err(|e| Error::Config(format!("loss: {e}")))?;
+    let triplet = cfg.loss.build().map_err(|e| Error::context("loss", e))?;
     let Some(d) = &cfg.distill else { return Ok(Objective::Plain(triplet)) };
-    let teacher = load_net(&d.teacher, cfg.teacher_arch()?, device)
-        .map_err(|e| Error::Config(format!("distill.teacher = {:?}: {e}", d.teacher)))?;
+    let teacher = load_net(&d.teacher, d.teacher_arch, device)
+        .map_err(|e| Error::context(format!("distill.teacher = {:?}", d.teacher), e))?;
     tracing::info!("distilling {} from teacher {} ({})", cfg.arch, d.teacher, teacher.arch().name());
-    let loss =
-        Distillation::new(triplet, d.rts.clone()).map_err(|e| Error::Config(format!("distill.rts: {e}")))?;
+    let loss = Distillation::new(triplet, d.rts.clone()).map_err(|e| Error::context("distill.rts", e))?;
     Ok(Objective::Distill { loss, teacher: Box::new(teacher) })
 }
 
@@ -263,7 +262,7 @@ fn restore(
         return Ok(None);
     };
     let model = candle_core::safetensors::load(dir.join(MODEL_FILE), device)
-        .map_err(|e| Error::Config(format!("{}: {e}", dir.join(MODEL_FILE).display())))?;
+        .map_err(|e| Error::context(dir.join(MODEL_FILE).display().to_string(), e))?;
     for (key, var) in named_vars(varmap) {
         let t = model.get(&key).ok_or_else(|| {
             Error::Config(format!("{}: checkpoint lacks tensor `{key}`", dir.join(MODEL_FILE).display()))
@@ -271,7 +270,7 @@ fn restore(
         var.set(t)?;
     }
     let state = candle_core::safetensors::load(dir.join(OPTIMIZER_FILE), device)
-        .map_err(|e| Error::Config(format!("{}: {e}", dir.join(OPTIMIZER_FILE).display())))?;
+        .map_err(|e| Error::context(dir.join(OPTIMIZER_FILE).display().to_string(), e))?;
     optimizer.load_state(state)?;
     tracing::info!("resuming at epoch {} (step {})", progress.epoch, progress.step);
     Ok(Some(progress))
@@ -302,7 +301,7 @@ fn finish(
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
     let summary = TrainSummary {
-        arch: cfg.student_arch()?.name(),
+        arch: cfg.arch.name(),
         epochs,
         steps: rows.last().map_or(0, |r| r.step),
         first_epoch_loss: epoch_mean(0),
@@ -322,7 +321,7 @@ pub fn read_best(run: &RunDir) -> Result<Option<Best>> {
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display()))),
+            .map_err(|e| Error::context(path.display().to_string(), e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(&path, e)),
     }
@@ -404,7 +403,7 @@ fn progress_bar(total: u64, done: u64) -> ProgressBar {
 }
 
 fn data_err(e: desdis_data::DataError) -> Error {
-    Error::Config(format!("training data: {e}"))
+    Error::context("training data", e)
 }
 
 /// The training patches `cfg.data` names.
@@ -412,9 +411,8 @@ fn load_training_set(cfg: &TrainConfig) -> Result<Box<dyn Dataset>> {
     match &cfg.data {
         DataSource::Embedded { config, cache_dir, limit } => {
             let dir = cache_dir.clone().unwrap_or_else(embedded::default_cache_dir);
-            let set = embedded::load_or_generate(&dir, config).map_err(|e| {
-                Error::Config(format!("embedded training set (cache {}): {e}", dir.display()))
-            })?;
+            let set = embedded::load_or_generate(&dir, config)
+                .map_err(|e| Error::context(format!("embedded training set (cache {})", dir.display()), e))?;
             Ok(Box::new(match limit {
                 Some(n) => truncate(&set, *n)?,
                 None => set,
@@ -422,7 +420,7 @@ fn load_training_set(cfg: &TrainConfig) -> Result<Box<dyn Dataset>> {
         }
         DataSource::PhotoTour { dir } => {
             let set = phototour::load(dir, &CachePolicy::NextToData)
-                .map_err(|e| Error::Config(format!("data.dir = {}: {e}", dir.display())))?;
+                .map_err(|e| Error::context(format!("data.dir = {}", dir.display()), e))?;
             Ok(Box::new(set))
         }
     }
@@ -454,7 +452,7 @@ fn validation_set(cfg: &TrainConfig, device: &Device) -> Result<Option<Validatio
     };
     let dir = dir.unwrap_or_else(embedded::default_cache_dir);
     let set = embedded::load_or_generate(&dir, &base.validation())
-        .map_err(|e| Error::Config(format!("embedded validation set (cache {}): {e}", dir.display())))?;
+        .map_err(|e| Error::context(format!("embedded validation set (cache {})", dir.display()), e))?;
     let seed = derive_seed(cfg.seed, STREAM_VALIDATION, 0);
     let sampled = sample_eval_pairs(set.point_ids(), cfg.validation_pairs, seed).map_err(data_err)?;
     let pairs = sampled.iter().map(|p| (p.a, p.b)).collect();
@@ -472,8 +470,7 @@ impl Validation {
             .chunks(2 * dim)
             .map(|ab| ab[..dim].iter().zip(&ab[dim..]).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt())
             .collect();
-        desdis_eval::fpr95(&distances, &self.labels)
-            .map_err(|e| Error::Config(format!("validation FPR95: {e}")))
+        desdis_eval::fpr95(&distances, &self.labels).map_err(|e| Error::context("validation FPR95", e))
     }
 }
 

@@ -28,7 +28,7 @@ fn cache_dir() -> PathBuf {
 /// DesDis-8 on 600 patches: 3 epochs of 8 steps of 16 pairs.
 fn tiny() -> TrainConfig {
     TrainConfig {
-        arch: "desdis-8".into(),
+        arch: Arch::DesDis { dim: 8 },
         lr: 0.5,
         schedule: Schedule::Linear,
         epochs: 3,
@@ -114,7 +114,7 @@ fn distillation_with_zero_lambda_is_plain_training() {
     let distill_cfg = TrainConfig {
         distill: Some(DistillConfig {
             teacher: teacher_path.to_string_lossy().into_owned(),
-            teacher_arch: Some("desdis-16".into()),
+            teacher_arch: Some(Arch::DesDis { dim: 16 }),
             rts: RtsConfig { lambda: 0.0, ..RtsConfig::default() },
         }),
         ..plain_cfg.clone()
@@ -171,7 +171,7 @@ fn config_round_trips_through_toml() {
     let cfg = TrainConfig {
         distill: Some(DistillConfig {
             teacher: "t.safetensors".into(),
-            teacher_arch: Some("hardnet".into()),
+            teacher_arch: Some(Arch::HardNet),
             rts: RtsConfig::default(),
         }),
         ..tiny()
