@@ -21,8 +21,7 @@ const SMOOTHING: usize = 5;
 pub fn loss_curves(results: &[ModelResult], teacher: &str, path: &Path) -> Result<()> {
     let mut series = Vec::new();
     for r in results.iter().filter(|r| r.teacher == teacher && r.seed == 0) {
-        let metrics = Path::new(&r.dir).join("metrics.csv");
-        let points = read_triplet_curve(&metrics)?;
+        let points = read_triplet_curve(Path::new(&r.dir))?;
         series.push(Series { name: r.row.clone(), points: smooth(&points, SMOOTHING) });
     }
     let title = format!("{teacher}: triplet loss per step (seed 0, mean of {SMOOTHING} steps)");
@@ -45,31 +44,11 @@ pub fn fpr_recall(results: &[ModelResult], teacher: &str, sequence: &str, path: 
     line_plot(path, &title, ("recall", "false-positive rate"), &series, true)
 }
 
-/// Loss per step from a run's `metrics.csv` (columns named in its header).
-fn read_triplet_curve(metrics: &Path) -> Result<Vec<(f64, f64)>> {
-    let text = std::fs::read_to_string(metrics).with_context(|| format!("reading {}", metrics.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let column = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .ok_or_else(|| anyhow!("{}: no {name} column", metrics.display()))
-    };
-    let (step, triplet) = (column("step")?, column("triplet")?);
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let cells: Vec<&str> = line.split(',').collect();
-            let number = |i: usize| -> Result<f64> {
-                cells
-                    .get(i)
-                    .and_then(|c| c.parse().ok())
-                    .ok_or_else(|| anyhow!("{}: bad row {line:?}", metrics.display()))
-            };
-            Ok((number(step)?, number(triplet)?))
-        })
-        .collect()
+/// Triplet loss per step from a run's `metrics.csv`.
+fn read_triplet_curve(dir: &Path) -> Result<Vec<(f64, f64)>> {
+    let run = desdis_train::RunDir::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let rows = desdis_train::read_metrics(&run)?;
+    Ok(rows.iter().map(|r| (r.step as f64, r.triplet)).collect())
 }
 
 /// Means of consecutive windows of `n` points.

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod optim;
 pub mod run_dir;
 pub mod step;
@@ -12,7 +13,6 @@ pub mod trainer;
 
 pub use config::{DataSource, DistillConfig, Schedule, TrainConfig};
 pub use error::{Error, Result};
+pub use metrics::{read_metrics, MetricsRow};
 pub use run_dir::RunDir;
-pub use trainer::{
-    describe, named_vars, read_metrics, train, train_until, varmap_tensors, MetricsRow, TrainSummary,
-};
+pub use trainer::{describe, named_vars, train, train_until, varmap_tensors, TrainSummary};

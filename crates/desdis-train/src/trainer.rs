@@ -23,12 +23,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DataSource, TrainConfig};
+use crate::metrics::{read_metrics, MetricsRow};
 use crate::optim::Optimizer;
 use crate::run_dir::{Progress, RunDir};
 use crate::step::{train_step, Objective};
 use crate::{Error, Result};
 
-const METRICS_HEADER: &str = "step,epoch,lr,loss,triplet,rts,pairs_per_s,val_fpr95";
 const MODEL_FILE: &str = "model.safetensors";
 /// The weights of the epoch with the lowest validation FPR95 so far, and which epoch that was.
 const BEST_MODEL_FILE: &str = "best.safetensors";
@@ -199,10 +199,17 @@ fn run_epoch(
         if b + 1 == steps {
             fpr = validation.map(|v| v.fpr95(net)).transpose()?;
         }
-        let val = fpr.map_or(String::new(), |f| f.to_string());
-        let row =
-            format!("{},{epoch},{lr},{total},{},{},{rate:.1},{val}", progress.step, loss.triplet, loss.rts);
-        ctx.run.append_metrics(METRICS_HEADER, &row)?;
+        let row = MetricsRow {
+            step: progress.step,
+            epoch,
+            lr,
+            loss: f64::from(total),
+            triplet: f64::from(loss.triplet),
+            rts: f64::from(loss.rts),
+            pairs_per_s: rate,
+            val_fpr95: fpr,
+        };
+        ctx.run.append_metrics(MetricsRow::HEADER, &row.to_csv())?;
         ctx.bar.set_message(format!("epoch {epoch} loss {total:.4} lr {lr:.3e} {rate:.0} pairs/s"));
         ctx.bar.inc(1);
     }
@@ -349,45 +356,6 @@ fn forget_best(run: &RunDir) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// One row of `metrics.csv`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricsRow {
-    pub step: u64,
-    pub epoch: usize,
-    pub lr: f64,
-    pub loss: f64,
-    pub triplet: f64,
-    pub rts: f64,
-    pub pairs_per_s: f64,
-    pub val_fpr95: Option<f64>,
-}
-
-/// Reads a run's `metrics.csv`.
-pub fn read_metrics(run: &RunDir) -> Result<Vec<MetricsRow>> {
-    let path = run.path("metrics.csv");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let bad = |n: usize| Error::Config(format!("{}: line {}: malformed metrics row", path.display(), n + 1));
-    let mut rows = Vec::new();
-    for (n, line) in text.lines().enumerate().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 8 {
-            return Err(bad(n));
-        }
-        let num = |i: usize| f[i].parse::<f64>().map_err(|_| bad(n));
-        rows.push(MetricsRow {
-            step: f[0].parse().map_err(|_| bad(n))?,
-            epoch: f[1].parse().map_err(|_| bad(n))?,
-            lr: num(2)?,
-            loss: num(3)?,
-            triplet: num(4)?,
-            rts: num(5)?,
-            pairs_per_s: num(6)?,
-            val_fpr95: if f[7].is_empty() { None } else { Some(num(7)?) },
-        });
-    }
-    Ok(rows)
 }
 
 fn progress_bar(total: u64, done: u64) -> ProgressBar {
