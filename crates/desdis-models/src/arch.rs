@@ -1,16 +1,14 @@
 //! The architectures: their names, and what follows from their layer specs (descriptor size, work
 //! per patch, parameter count, state-dict keys), plus recognising one from a checkpoint's keys.
+//! The nets themselves (`nets/*`) know nothing of [`Arch`]: this file maps each to its net.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::layers::ConvSpec;
 use crate::nets;
+use crate::spec::{LayerSpec, TensorSpec, PATCH_SIDE};
 use crate::{Error, Result};
 use desdis_checkpoint::StateDict;
-
-/// Side of the square grayscale patches every net describes.
-pub const PATCH_SIDE: usize = 32;
 
 /// A descriptor-net architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,120 +28,6 @@ pub enum Arch {
         /// Width of the first layer; the others are 2x and 4x.
         dim: usize,
     },
-}
-
-/// One layer that holds weights or changes the spatial size, enough to count weights and work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LayerSpec {
-    /// A convolution whose tensors are `{prefix}.weight` (and `{prefix}.bias`).
-    Conv { prefix: String, conv: ConvSpec },
-    /// A fully connected layer with bias: `{prefix}.weight` `(n_out, n_in)`, `{prefix}.bias`.
-    Linear { prefix: String, n_in: usize, n_out: usize },
-    /// A batch norm: running statistics, plus weight and bias when `affine`.
-    BatchNorm { prefix: String, channels: usize, affine: bool },
-    /// A filter response normalisation: weight, bias, eps.
-    Frn { prefix: String, channels: usize },
-    /// A thresholded linear unit: tau.
-    Tlu { prefix: String, channels: usize },
-    /// Non-overlapping max pooling over `kernel`x`kernel` windows.
-    MaxPool { kernel: usize },
-}
-
-/// What a state-dict tensor is for; decides its initialisation and whether training changes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TensorRole {
-    /// Convolution or linear weight, with the number of inputs per output.
-    Weight { fan_in: usize },
-    /// Convolution or linear bias, with the fan-in of its layer.
-    Bias { fan_in: usize },
-    /// Scale of a batch norm (affine) or FRN.
-    NormWeight,
-    /// Shift of a batch norm (affine) or FRN.
-    NormBias,
-    /// Batch-norm running mean (a buffer).
-    RunningMean,
-    /// Batch-norm running variance (a buffer).
-    RunningVar,
-    /// FRN epsilon (a buffer).
-    FrnEps,
-    /// TLU threshold.
-    TluTau,
-}
-
-impl TensorRole {
-    /// Whether an optimizer learns this tensor (buffers are not learned).
-    pub fn is_learned(&self) -> bool {
-        !matches!(self, TensorRole::RunningMean | TensorRole::RunningVar | TensorRole::FrnEps)
-    }
-}
-
-/// One tensor of an architecture's state dict.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorSpec {
-    /// The PyTorch state-dict key.
-    pub key: String,
-    /// Its shape.
-    pub shape: Vec<usize>,
-    /// What it is for.
-    pub role: TensorRole,
-}
-
-impl TensorSpec {
-    /// Number of scalars.
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
-    }
-}
-
-impl LayerSpec {
-    /// The state-dict tensors of this layer.
-    pub fn tensors(&self) -> Vec<TensorSpec> {
-        match self {
-            LayerSpec::Conv { prefix, conv } => conv_tensors(prefix, conv),
-            LayerSpec::Linear { prefix, n_in, n_out } => vec![
-                tensor(prefix, "weight", vec![*n_out, *n_in], TensorRole::Weight { fan_in: *n_in }),
-                tensor(prefix, "bias", vec![*n_out], TensorRole::Bias { fan_in: *n_in }),
-            ],
-            LayerSpec::BatchNorm { prefix, channels, affine } => {
-                batch_norm_tensors(prefix, *channels, *affine)
-            }
-            LayerSpec::Frn { prefix, channels } => vec![
-                tensor(prefix, "weight", vec![1, *channels, 1, 1], TensorRole::NormWeight),
-                tensor(prefix, "bias", vec![1, *channels, 1, 1], TensorRole::NormBias),
-                tensor(prefix, "eps", vec![1], TensorRole::FrnEps),
-            ],
-            LayerSpec::Tlu { prefix, channels } => {
-                vec![tensor(prefix, "tau", vec![1, *channels, 1, 1], TensorRole::TluTau)]
-            }
-            LayerSpec::MaxPool { .. } => vec![],
-        }
-    }
-}
-
-fn tensor(prefix: &str, name: &str, shape: Vec<usize>, role: TensorRole) -> TensorSpec {
-    TensorSpec { key: format!("{prefix}.{name}"), shape, role }
-}
-
-fn conv_tensors(prefix: &str, conv: &ConvSpec) -> Vec<TensorSpec> {
-    let fan_in = conv.fan_in();
-    let shape = vec![conv.c_out, conv.c_in, conv.kernel, conv.kernel];
-    let mut tensors = vec![tensor(prefix, "weight", shape, TensorRole::Weight { fan_in })];
-    if conv.bias {
-        tensors.push(tensor(prefix, "bias", vec![conv.c_out], TensorRole::Bias { fan_in }));
-    }
-    tensors
-}
-
-fn batch_norm_tensors(prefix: &str, channels: usize, affine: bool) -> Vec<TensorSpec> {
-    let mut tensors = vec![
-        tensor(prefix, "running_mean", vec![channels], TensorRole::RunningMean),
-        tensor(prefix, "running_var", vec![channels], TensorRole::RunningVar),
-    ];
-    if affine {
-        tensors.push(tensor(prefix, "weight", vec![channels], TensorRole::NormWeight));
-        tensors.push(tensor(prefix, "bias", vec![channels], TensorRole::NormBias));
-    }
-    tensors
 }
 
 /// The DesDis widths accepted: 1024 is 32 times the largest released student (about 254 M
@@ -270,8 +154,10 @@ impl Arch {
     /// The dropout probability used in training, as the published training code sets it.
     pub fn dropout_rate(&self) -> f32 {
         match self {
-            Arch::HardNet | Arch::HyNet => 0.3,
-            Arch::SosNet | Arch::DesDis { .. } => 0.1,
+            Arch::HardNet => nets::hardnet::DROPOUT,
+            Arch::SosNet => nets::sosnet::DROPOUT,
+            Arch::HyNet => nets::hynet::DROPOUT,
+            Arch::DesDis { .. } => nets::desdis::DROPOUT,
             Arch::L2Net | Arch::TFeat => 0.0,
         }
     }

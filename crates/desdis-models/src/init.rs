@@ -14,9 +14,10 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::arch::{Arch, TensorRole, TensorSpec};
+use crate::arch::Arch;
 use crate::layers::{FRN_EPS, NET_DTYPE};
 use crate::nets::{checked_tensors, resolve_arch, Net};
+use crate::spec::{TensorRole, TensorSpec};
 use crate::{Error, Result};
 use desdis_checkpoint::StateDict;
 

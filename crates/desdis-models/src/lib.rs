@@ -22,5 +22,6 @@ pub mod error;
 pub mod init;
 pub mod layers;
 pub mod nets;
+pub mod spec;
 
 pub use error::{Error, Result};

@@ -11,10 +11,11 @@ use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use desdis_checkpoint::{save_safetensors, StateDict};
 use desdis_kernels::compare::max_abs_diff;
-use desdis_models::arch::{Arch, TensorRole, TensorSpec};
+use desdis_models::arch::Arch;
 use desdis_models::init::{init_net, trainable_net};
 use desdis_models::layers::{BatchNorm2d, Dropout};
 use desdis_models::nets::{expected_tensors, load_net, net_from_state_dict, Net};
+use desdis_models::spec::{TensorRole, TensorSpec};
 use desdis_models::Error;
 use desdis_stdx::testing::shared_data;
 

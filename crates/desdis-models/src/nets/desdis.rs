@@ -8,8 +8,11 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::arch::{Arch, LayerSpec};
 use crate::layers::{conv_bn_relu_chain_t, l2_normalize, ConvBn, ConvSpec, Dropout, InstanceNorm2d};
+use crate::spec::{conv_bn_specs, LayerSpec};
+
+/// Dropout probability in training, as the published training code sets it.
+pub const DROPOUT: f32 = 0.1;
 
 /// The convolutions before the head, with the sequence and index of each (its BN follows it).
 fn trunk(dim: usize) -> [(&'static str, usize, ConvSpec); 4] {
@@ -50,7 +53,7 @@ impl DesDis {
             dim,
             input_norm: InstanceNorm2d::new(),
             trunk,
-            dropout: Dropout::new(Arch::DesDis { dim }.dropout_rate(), 0),
+            dropout: Dropout::new(DROPOUT, 0),
             head: ConvBn::new(desc.pp(1), desc.pp(2), head(dim), false)?,
         })
     }
@@ -102,8 +105,8 @@ impl ModuleT for DesDis {
 pub(crate) fn layer_specs(dim: usize) -> Vec<LayerSpec> {
     let mut layers = Vec::new();
     for (seq, index, spec) in trunk(dim) {
-        layers.extend(super::conv_bn_specs(seq, [(index, spec)], false));
+        layers.extend(conv_bn_specs(seq, [(index, spec)], false));
     }
-    layers.extend(super::conv_bn_specs("desc", [(1, head(dim))], false));
+    layers.extend(conv_bn_specs("desc", [(1, head(dim))], false));
     layers
 }

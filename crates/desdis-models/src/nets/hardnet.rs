@@ -5,9 +5,12 @@
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::{HEAD, TRUNK};
-use crate::arch::{Arch, LayerSpec};
 use crate::layers::{conv_bn_relu_chain_t, input_norm, l2_normalize, ConvBn, Dropout};
+use crate::spec::{conv_bn_specs, LayerSpec};
+use crate::spec::{HEAD, TRUNK};
+
+/// Dropout probability in training, as the published training code sets it.
+pub const DROPOUT: f32 = 0.3;
 
 /// HardNet's input normalisation epsilon (added to the standard deviation).
 const INPUT_EPS: f64 = 1e-7;
@@ -32,7 +35,7 @@ impl HardNet {
             .map(|(i, spec)| ConvBn::new(features.pp(3 * i), features.pp(3 * i + 1), *spec, false))
             .collect::<Result<Vec<_>>>()?;
         let head = ConvBn::new(features.pp(HEAD_INDEX), features.pp(HEAD_INDEX + 1), HEAD, false)?;
-        Ok(Self { trunk, dropout: Dropout::new(Arch::HardNet.dropout_rate(), 0), head })
+        Ok(Self { trunk, dropout: Dropout::new(DROPOUT, 0), head })
     }
 
     /// The dropout layer.
@@ -75,8 +78,7 @@ impl ModuleT for HardNet {
 
 /// The layers, for sizes and keys.
 pub(crate) fn layer_specs() -> Vec<LayerSpec> {
-    let mut layers =
-        super::conv_bn_specs("features", TRUNK.iter().enumerate().map(|(i, s)| (3 * i, *s)), false);
-    layers.extend(super::conv_bn_specs("features", [(HEAD_INDEX, HEAD)], false));
+    let mut layers = conv_bn_specs("features", TRUNK.iter().enumerate().map(|(i, s)| (3 * i, *s)), false);
+    layers.extend(conv_bn_specs("features", [(HEAD_INDEX, HEAD)], false));
     layers
 }

@@ -8,9 +8,12 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::{HEAD, TRUNK};
-use crate::arch::{Arch, LayerSpec};
 use crate::layers::{l2_normalize, Conv2d, ConvBn, ConvSpec, Dropout, Frn, Tlu};
+use crate::spec::{conv_bn_specs, LayerSpec};
+use crate::spec::{HEAD, TRUNK};
+
+/// Dropout probability in training, as the published training code sets it.
+pub const DROPOUT: f32 = 0.3;
 
 /// A convolution, FRN and TLU.
 #[derive(Debug)]
@@ -75,7 +78,7 @@ impl HyNet {
             input_frn: Frn::new(layer1.pp(0), 1)?,
             input_tlu: Tlu::new(layer1.pp(1), 1)?,
             trunk,
-            dropout: Dropout::new(Arch::HyNet.dropout_rate(), 0),
+            dropout: Dropout::new(DROPOUT, 0),
             head: ConvBn::new(layer7.pp(1), layer7.pp(2), HEAD, false)?,
         })
     }
@@ -134,6 +137,6 @@ pub(crate) fn layer_specs() -> Vec<LayerSpec> {
         layers.push(LayerSpec::Frn { prefix: format!("{seq}.{}", first + 1), channels });
         layers.push(LayerSpec::Tlu { prefix: format!("{seq}.{}", first + 2), channels });
     }
-    layers.extend(super::conv_bn_specs("layer7", [(1, HEAD)], false));
+    layers.extend(conv_bn_specs("layer7", [(1, HEAD)], false));
     layers
 }

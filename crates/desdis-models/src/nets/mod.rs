@@ -20,41 +20,11 @@ pub use l2net::L2Net;
 pub use sosnet::SosNet;
 pub use tfeat::TFeat;
 
-use crate::arch::{Arch, LayerSpec, PATCH_SIDE};
-use crate::layers::{ConvSpec, Dropout, NET_DTYPE};
+use crate::arch::Arch;
+use crate::layers::{Dropout, NET_DTYPE};
+use crate::spec::PATCH_SIDE;
 use crate::{Error, Result};
 use desdis_checkpoint::StateDict;
-
-/// The six 3x3 convolutions shared by L2-Net, HardNet, SOSNet and HyNet: 32, 32, 64 (stride 2),
-/// 64, 128 (stride 2), 128 channels.
-pub(crate) const TRUNK: [ConvSpec; 6] = [
-    ConvSpec::new(1, 32, 3).padding(1),
-    ConvSpec::new(32, 32, 3).padding(1),
-    ConvSpec::new(32, 64, 3).stride(2).padding(1),
-    ConvSpec::new(64, 64, 3).padding(1),
-    ConvSpec::new(64, 128, 3).stride(2).padding(1),
-    ConvSpec::new(128, 128, 3).padding(1),
-];
-
-/// Their final 8x8 convolution to the 128-d descriptor.
-pub(crate) const HEAD: ConvSpec = ConvSpec::new(128, 128, 8);
-
-/// Specs of convolutions at `{seq}.{index}`, each followed by a batch norm at `{seq}.{index + 1}`.
-pub(crate) fn conv_bn_specs(
-    seq: &str,
-    convs: impl IntoIterator<Item = (usize, ConvSpec)>,
-    affine: bool,
-) -> Vec<LayerSpec> {
-    convs
-        .into_iter()
-        .flat_map(|(index, conv)| {
-            [
-                LayerSpec::Conv { prefix: format!("{seq}.{index}"), conv },
-                LayerSpec::BatchNorm { prefix: format!("{seq}.{}", index + 1), channels: conv.c_out, affine },
-            ]
-        })
-        .collect()
-}
 
 #[derive(Debug)]
 enum Inner {

@@ -5,9 +5,12 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::{HEAD, TRUNK};
-use crate::arch::{Arch, LayerSpec};
 use crate::layers::{channel_normalize, conv_bn_relu_chain_t, ConvBn, Dropout, InstanceNorm2d, L2_EPS};
+use crate::spec::{conv_bn_specs, LayerSpec};
+use crate::spec::{HEAD, TRUNK};
+
+/// Dropout probability in training, as the published training code sets it.
+pub const DROPOUT: f32 = 0.1;
 
 /// Index of the final convolution in the `layers` sequence (the dropout sits at 19).
 const HEAD_INDEX: usize = 20;
@@ -31,12 +34,7 @@ impl SosNet {
             .map(|(i, spec)| ConvBn::new(layers.pp(3 * i + 1), layers.pp(3 * i + 2), *spec, false))
             .collect::<Result<Vec<_>>>()?;
         let head = ConvBn::new(layers.pp(HEAD_INDEX), layers.pp(HEAD_INDEX + 1), HEAD, false)?;
-        Ok(Self {
-            input_norm: InstanceNorm2d::new(),
-            trunk,
-            dropout: Dropout::new(Arch::SosNet.dropout_rate(), 0),
-            head,
-        })
+        Ok(Self { input_norm: InstanceNorm2d::new(), trunk, dropout: Dropout::new(DROPOUT, 0), head })
     }
 
     /// The dropout layer.
@@ -80,8 +78,7 @@ impl ModuleT for SosNet {
 
 /// The layers, for sizes and keys.
 pub(crate) fn layer_specs() -> Vec<LayerSpec> {
-    let mut layers =
-        super::conv_bn_specs("layers", TRUNK.iter().enumerate().map(|(i, s)| (3 * i + 1, *s)), false);
-    layers.extend(super::conv_bn_specs("layers", [(HEAD_INDEX, HEAD)], false));
+    let mut layers = conv_bn_specs("layers", TRUNK.iter().enumerate().map(|(i, s)| (3 * i + 1, *s)), false);
+    layers.extend(conv_bn_specs("layers", [(HEAD_INDEX, HEAD)], false));
     layers
 }

@@ -5,8 +5,8 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use crate::arch::LayerSpec;
 use crate::layers::{Conv2d, ConvSpec, InstanceNorm2d};
+use crate::spec::LayerSpec;
 use desdis_kernels::{max_pool2d, tanh};
 
 const CONV1: ConvSpec = ConvSpec::new(1, 32, 7).bias(true);
