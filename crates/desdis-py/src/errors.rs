@@ -136,7 +136,11 @@ impl From<desdis_pipeline::Error> for Failure {
 
 impl From<desdis_models::Error> for Failure {
     fn from(e: desdis_models::Error) -> Self {
-        let runtime = matches!(e, desdis_models::Error::Candle(_));
+        let runtime = matches!(
+            e,
+            desdis_models::Error::Candle(_)
+                | desdis_models::Error::Checkpoint(desdis_checkpoint::Error::Candle(_))
+        );
         Failure::from_error(&e, runtime)
     }
 }
