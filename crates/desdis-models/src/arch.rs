@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::nets;
+use crate::registry::{self, Registered};
 use crate::spec::{LayerSpec, TensorSpec, PATCH_SIDE};
 use crate::{Error, Result};
 use desdis_checkpoint::StateDict;
@@ -28,6 +29,8 @@ pub enum Arch {
         /// Width of the first layer; the others are 2x and 4x.
         dim: usize,
     },
+    /// An architecture added through [`crate::registry::register`].
+    Registered(Registered),
 }
 
 /// The DesDis widths accepted: 1024 is 32 times the largest released student (about 254 M
@@ -46,6 +49,7 @@ impl Arch {
             Arch::L2Net => "l2net".into(),
             Arch::TFeat => "tfeat".into(),
             Arch::DesDis { dim } => format!("desdis-{dim}"),
+            Arch::Registered(r) => r.0.name.into(),
         }
     }
 
@@ -58,23 +62,33 @@ impl Arch {
 
     /// Parses a name, case-insensitively; `-` and `_` inside teacher names are ignored (`hard-net`).
     /// DesDis widths may be written `desdis-8`, `desdis8`, `desdis:8` or `desdis_8`; a bare `desdis`
-    /// is the published default width 32. Anything else is [`Error::UnknownArch`] listing the names.
+    /// is the published default width 32. Then the registered names, exactly. Anything else is
+    /// [`Error::UnknownArch`] listing the names.
     pub fn parse(name: &str) -> Result<Arch> {
+        if let Some(arch) = Arch::parse_builtin(name).transpose()? {
+            return Ok(arch);
+        }
+        registry::find(name.trim()).ok_or_else(|| unknown_name(name))
+    }
+
+    /// [`Arch::parse`] of the built-in names only: `None` when `name` is none of them.
+    pub(crate) fn parse_builtin(name: &str) -> Option<Result<Arch>> {
         let lower = name.trim().to_ascii_lowercase();
         if let Some(rest) = lower.strip_prefix("desdis") {
-            let dim = parse_desdis_dim(rest).ok_or_else(|| unknown_name(name))?;
-            let dim = check_desdis_dim(dim)
-                .map_err(|e| Error::UnknownArch(format!("`{name}`: {e} (known: {KNOWN_NAMES})")))?;
-            return Ok(Arch::DesDis { dim });
+            let Some(dim) = parse_desdis_dim(rest) else { return Some(Err(unknown_name(name))) };
+            let checked = check_desdis_dim(dim)
+                .map(|dim| Arch::DesDis { dim })
+                .map_err(|e| Error::UnknownArch(format!("`{name}`: {e} (known: {})", known_names())));
+            return Some(checked);
         }
         let compact: String = lower.chars().filter(|c| !matches!(c, '-' | '_')).collect();
         match compact.as_str() {
-            "hardnet" => Ok(Arch::HardNet),
-            "sosnet" | "sosnet32x32" => Ok(Arch::SosNet),
-            "hynet" => Ok(Arch::HyNet),
-            "l2net" => Ok(Arch::L2Net),
-            "tfeat" => Ok(Arch::TFeat),
-            _ => Err(unknown_name(name)),
+            "hardnet" => Some(Ok(Arch::HardNet)),
+            "sosnet" | "sosnet32x32" => Some(Ok(Arch::SosNet)),
+            "hynet" => Some(Ok(Arch::HyNet)),
+            "l2net" => Some(Ok(Arch::L2Net)),
+            "tfeat" => Some(Ok(Arch::TFeat)),
+            _ => None,
         }
     }
 
@@ -99,6 +113,7 @@ impl Arch {
             Arch::L2Net => nets::l2net::layer_specs(),
             Arch::TFeat => nets::tfeat::layer_specs(),
             Arch::DesDis { dim } => nets::desdis::layer_specs(dim),
+            Arch::Registered(r) => (r.0.layers)(),
         }
     }
 
@@ -141,6 +156,7 @@ impl Arch {
     pub fn input_range(&self) -> f32 {
         match self {
             Arch::TFeat => 255.0,
+            Arch::Registered(r) => r.0.input_range,
             _ => 1.0,
         }
     }
@@ -148,7 +164,11 @@ impl Arch {
     /// Whether descriptors have unit L2 norm. L2-Net's output divides by `sqrt(0.5 + |x|²)`, so its
     /// norm is just below 1; TFeat's tanh output is not normalised at all.
     pub fn l2_normalized(&self) -> bool {
-        !matches!(self, Arch::L2Net | Arch::TFeat)
+        match self {
+            Arch::L2Net | Arch::TFeat => false,
+            Arch::Registered(r) => r.0.l2_normalized,
+            _ => true,
+        }
     }
 
     /// The dropout probability used in training, as the published training code sets it.
@@ -159,6 +179,7 @@ impl Arch {
             Arch::HyNet => nets::hynet::DROPOUT,
             Arch::DesDis { .. } => nets::desdis::DROPOUT,
             Arch::L2Net | Arch::TFeat => 0.0,
+            Arch::Registered(r) => r.0.dropout_rate,
         }
     }
 
@@ -180,6 +201,8 @@ impl Arch {
             Arch::L2Net
         } else if has("features.19.weight") {
             Arch::HardNet
+        } else if let Some(arch) = registry::detect(sd) {
+            arch
         } else {
             return Err(unrecognised_keys(sd));
         };
@@ -208,8 +231,17 @@ fn check_desdis_dim(dim: usize) -> std::result::Result<usize, String> {
     }
 }
 
+/// The built-in names and the registered ones, for messages.
+fn known_names() -> String {
+    let registered = registry::names();
+    if registered.is_empty() {
+        return KNOWN_NAMES.to_string();
+    }
+    format!("{KNOWN_NAMES}; registered: {}", registered.join(", "))
+}
+
 fn unknown_name(name: &str) -> Error {
-    Error::UnknownArch(format!("`{name}` (known: {KNOWN_NAMES})"))
+    Error::UnknownArch(format!("`{name}` (known: {})", known_names()))
 }
 
 fn desdis_dim(sd: &StateDict) -> Result<usize> {
@@ -234,8 +266,9 @@ fn unrecognised_keys(sd: &StateDict) -> Error {
     let shown = keys.iter().take(6).copied().collect::<Vec<_>>().join(", ");
     let more = if keys.len() > 6 { format!(", ... ({} keys)", keys.len()) } else { String::new() };
     Error::UnknownArch(format!(
-        "{}: its keys match none of {KNOWN_NAMES}; found: [{shown}{more}]",
-        sd.path.display()
+        "{}: its keys match none of {}; found: [{shown}{more}]",
+        sd.path.display(),
+        known_names()
     ))
 }
 

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::arch::Arch;
 use crate::layers::{FRN_EPS, NET_DTYPE};
 use crate::nets::{checked_tensors, resolve_arch, Net};
-use crate::spec::{TensorRole, TensorSpec};
+use crate::spec::{TensorRole, TensorSpec, WeightScheme};
 use crate::{Error, Result};
 use desdis_checkpoint::StateDict;
 
@@ -28,19 +28,11 @@ const HARDNET_BIAS: f32 = 0.01;
 /// HyNet's initial TLU threshold.
 const TLU_TAU: f32 = -1.0;
 
-/// How convolution and linear layers of an architecture start.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum WeightScheme {
-    /// Orthogonal weights with this gain, constant biases.
-    Orthogonal { gain: f64 },
-    /// PyTorch's default: weights and biases uniform in ±1/sqrt(fan_in).
-    TorchDefault,
-}
-
 fn weight_scheme(arch: Arch) -> WeightScheme {
     match arch {
         Arch::HardNet | Arch::SosNet | Arch::L2Net => WeightScheme::Orthogonal { gain: ORTHOGONAL_GAIN },
         Arch::HyNet | Arch::TFeat | Arch::DesDis { .. } => WeightScheme::TorchDefault,
+        Arch::Registered(r) => r.0.init,
     }
 }
 

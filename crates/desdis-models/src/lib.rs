@@ -22,6 +22,7 @@ pub mod error;
 pub mod init;
 pub mod layers;
 pub mod nets;
+pub mod registry;
 pub mod spec;
 
 pub use error::{Error, Result};

@@ -151,3 +151,12 @@ pub const TRUNK: [ConvSpec; 6] = [
 
 /// Their final 8x8 convolution to the 128-d descriptor.
 pub const HEAD: ConvSpec = ConvSpec::new(128, 128, 8);
+
+/// How convolution and linear layers of an architecture start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WeightScheme {
+    /// Orthogonal weights with this gain, constant biases.
+    Orthogonal { gain: f64 },
+    /// PyTorch's default: weights and biases uniform in ±1/sqrt(fan_in).
+    TorchDefault,
+}

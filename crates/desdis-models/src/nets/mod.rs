@@ -22,6 +22,7 @@ pub use tfeat::TFeat;
 
 use crate::arch::Arch;
 use crate::layers::{Dropout, NET_DTYPE};
+use crate::registry::DescriptorNet;
 use crate::spec::PATCH_SIDE;
 use crate::{Error, Result};
 use desdis_checkpoint::StateDict;
@@ -34,6 +35,7 @@ enum Inner {
     L2Net(L2Net),
     TFeat(TFeat),
     DesDis(DesDis),
+    Registered(Box<dyn DescriptorNet>),
 }
 
 /// Any of the descriptor nets, with its architecture. Implements [`ModuleT`]: `forward_t(x, train)`
@@ -63,6 +65,7 @@ impl Net {
             Arch::TFeat => Inner::TFeat(TFeat::new(vb)?),
             Arch::DesDis { dim: 0 } => return Err(Error::Input("DesDis needs a positive width".into())),
             Arch::DesDis { dim } => Inner::DesDis(DesDis::new(vb, dim)?),
+            Arch::Registered(r) => Inner::Registered((r.0.build)(vb)?),
         };
         Ok(Net { arch, dtype, device, inner })
     }
@@ -83,6 +86,7 @@ impl Net {
             Inner::SosNet(net) => Some(net.dropout()),
             Inner::HyNet(net) => Some(net.dropout()),
             Inner::DesDis(net) => Some(net.dropout()),
+            Inner::Registered(net) => net.dropout(),
             Inner::L2Net(_) | Inner::TFeat(_) => None,
         }
     }
@@ -93,6 +97,7 @@ impl Net {
             Inner::SosNet(net) => Some(net.dropout_mut()),
             Inner::HyNet(net) => Some(net.dropout_mut()),
             Inner::DesDis(net) => Some(net.dropout_mut()),
+            Inner::Registered(net) => net.dropout_mut(),
             Inner::L2Net(_) | Inner::TFeat(_) => None,
         }
     }
@@ -152,6 +157,10 @@ impl Net {
             Inner::DesDis(net) => normalized(net.forward_raw_t(&x, train)?, DesDis::normalize)?,
             Inner::L2Net(net) => unnormalized(net.forward_t(&x, train)?),
             Inner::TFeat(net) => unnormalized(net.forward_t(&x, train)?),
+            Inner::Registered(net) => {
+                let raw = net.forward_raw_t(&x, train)?;
+                (net.normalize(&raw)?, raw)
+            }
         };
         Ok(Descriptors { descriptors, raw })
     }
@@ -192,6 +201,7 @@ impl ModuleT for Net {
             Inner::L2Net(net) => net.forward_t(&x, train),
             Inner::TFeat(net) => net.forward_t(&x, train),
             Inner::DesDis(net) => net.forward_t(&x, train),
+            Inner::Registered(net) => net.normalize(&net.forward_raw_t(&x, train)?),
         }
     }
 }
