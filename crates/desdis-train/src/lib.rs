@@ -15,4 +15,4 @@ pub use config::{DataSource, DistillConfig, Schedule, TrainConfig};
 pub use error::{Error, Result};
 pub use metrics::{read_metrics, MetricsRow};
 pub use run_dir::RunDir;
-pub use trainer::{describe, named_vars, train, train_until, varmap_tensors, TrainSummary};
+pub use trainer::{named_vars, train, train_until, varmap_tensors, TrainSummary};

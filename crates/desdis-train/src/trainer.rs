@@ -10,12 +10,12 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use candle_nn::{ModuleT, VarMap};
+use candle_nn::VarMap;
 use desdis_data::batch::PairBatcher;
 use desdis_data::embedded::{self, EmbeddedConfig};
 use desdis_data::mining::{generate_pairs, sample_eval_pairs};
 use desdis_data::phototour::{self, CachePolicy};
-use desdis_data::{Dataset, PatchSet, PATCH_LEN, PATCH_SIDE};
+use desdis_data::{Dataset, PatchSet};
 use desdis_loss::Distillation;
 use desdis_models::init::init_net;
 use desdis_models::nets::{load_net, Net};
@@ -36,8 +36,6 @@ const BEST_FILE: &str = "best.json";
 /// The weights after the last step, when `model.safetensors` holds the best epoch's instead.
 const LAST_MODEL_FILE: &str = "last.safetensors";
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
-/// Patches per forward pass when describing validation patches.
-const DESCRIBE_BATCH: usize = 256;
 
 /// What a finished run reports (also written as `results.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -404,8 +402,7 @@ fn truncate(set: &PatchSet, n: usize) -> Result<PatchSet> {
 /// Labelled pairs of held-out patches for the per-epoch FPR95.
 struct Validation {
     set: PatchSet,
-    pairs: Vec<(u32, u32)>,
-    labels: Vec<bool>,
+    pairs: Vec<desdis_data::phototour::Pair>,
     device: Device,
 }
 
@@ -422,37 +419,16 @@ fn validation_set(cfg: &TrainConfig, device: &Device) -> Result<Option<Validatio
     let set = embedded::load_or_generate(&dir, &base.validation())
         .map_err(|e| Error::context(format!("embedded validation set (cache {})", dir.display()), e))?;
     let seed = derive_seed(cfg.seed, STREAM_VALIDATION, 0);
-    let sampled = sample_eval_pairs(set.point_ids(), cfg.validation_pairs, seed).map_err(data_err)?;
-    let pairs = sampled.iter().map(|p| (p.a, p.b)).collect();
-    let labels = sampled.iter().map(|p| p.is_match).collect();
-    Ok(Some(Validation { set, pairs, labels, device: device.clone() }))
+    let pairs = sample_eval_pairs(set.point_ids(), cfg.validation_pairs, seed).map_err(data_err)?;
+    Ok(Some(Validation { set, pairs, device: device.clone() }))
 }
 
 impl Validation {
-    /// FPR95 of `net` (in evaluation mode) on the pairs.
+    /// FPR95 of `net` (in evaluation mode) on the pairs, scored as `desdis eval` scores pairs.
     fn fpr95(&self, net: &Net) -> Result<f64> {
-        let idx: Vec<usize> = self.pairs.iter().flat_map(|&(a, b)| [a as usize, b as usize]).collect();
-        let desc = describe(net, &self.set, &idx, &self.device)?;
-        let dim = desc.len() / idx.len().max(1);
-        let distances: Vec<f32> = desc
-            .chunks(2 * dim)
-            .map(|ab| ab[..dim].iter().zip(&ab[dim..]).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt())
-            .collect();
-        desdis_eval::fpr95(&distances, &self.labels).map_err(|e| Error::context("validation FPR95", e))
+        let scored = desdis_eval::pair_distances(net, &self.set, &self.pairs, &self.device)
+            .map_err(|e| Error::context("validation pairs", e))?;
+        desdis_eval::fpr95(&scored.distances, &scored.labels)
+            .map_err(|e| Error::context("validation FPR95", e))
     }
-}
-
-/// Descriptors (row-major, `idx.len() * D`) of the patches `idx` of `set`, in evaluation mode.
-pub fn describe(net: &Net, set: &dyn Dataset, idx: &[usize], device: &Device) -> Result<Vec<f32>> {
-    let scale = net.arch().input_range() / 255.0;
-    let mut out = Vec::new();
-    for chunk in idx.chunks(DESCRIBE_BATCH) {
-        let mut buf = Vec::with_capacity(chunk.len() * PATCH_LEN);
-        for &i in chunk {
-            buf.extend(set.patch(i).iter().map(|&v| v as f32 * scale));
-        }
-        let x = Tensor::from_vec(buf, (chunk.len(), 1, PATCH_SIDE, PATCH_SIDE), device)?;
-        out.extend(net.forward_t(&x, false)?.flatten_all()?.to_vec1::<f32>()?);
-    }
-    Ok(out)
 }
