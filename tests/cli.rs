@@ -254,12 +254,12 @@ fn device_flag_selects_or_refuses_clearly() {
 fn write_phototour_fixture(dir: &Path) -> PathBuf {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
-    let mut set = desdis_data::PatchSet::default();
+    let mut set = desdis_data::patch::PatchSet::default();
     for point in 0..120u32 {
         let (fx, fy, phase) =
             (rng.random_range(0.1..0.7f32), rng.random_range(0.1..0.7f32), rng.random::<f32>());
         for _ in 0..3 {
-            let mut patch = [0u8; desdis_data::PATCH_LEN];
+            let mut patch = [0u8; desdis_data::patch::PATCH_LEN];
             for (i, px) in patch.iter_mut().enumerate() {
                 let (x, y) = ((i % 32) as f32, (i / 32) as f32);
                 // Strong noise, so some negatives come closer than some positives.

@@ -10,7 +10,7 @@ use candle_core::{Device, ModuleT, Tensor};
 use desdis_loss::{HardNetLoss, PairBatch, TripletLoss};
 use desdis_models::arch::Arch;
 use desdis_models::init::init_net;
-use desdis_train::optim::{Optimizer, OptimizerConfig};
+use desdis_train::{Optimizer, OptimizerConfig};
 
 const LR: f64 = 0.01;
 

@@ -406,7 +406,7 @@ const ABLATION_LAMBDAS: [f64; 4] = [0.1, 0.3, 1.0, 3.0];
 /// far smaller batches at the full rate diverge.
 pub(crate) fn teacher_config(args: &ReproduceArgs, budget: &Budget, kind: LossKind) -> TrainConfig {
     let mut cfg = args.sized(budget, TrainConfig::for_teacher(kind));
-    if matches!(cfg.optimizer, desdis_train::optim::OptimizerConfig::Sgd { .. }) {
+    if matches!(cfg.optimizer, desdis_train::OptimizerConfig::Sgd { .. }) {
         cfg.lr *= cfg.batch_size as f64 / TrainConfig::recipe_batch_size(kind) as f64;
     }
     cfg

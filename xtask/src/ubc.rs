@@ -162,7 +162,7 @@ fn markdown(train: &str, tests: &[(String, PathBuf)], results: &[UbcResult], sec
 mod tests {
     use super::*;
     use clap::Parser;
-    use desdis_data::PatchSet;
+    use desdis_data::patch::PatchSet;
 
     #[derive(Parser)]
     struct Wrapper {
@@ -180,7 +180,7 @@ mod tests {
             let (fx, fy, phase) =
                 (rng.random_range(0.1..0.6f32), rng.random_range(0.1..0.6f32), rng.random::<f32>());
             for _ in 0..3 {
-                let mut patch = [0u8; desdis_data::PATCH_LEN];
+                let mut patch = [0u8; desdis_data::patch::PATCH_LEN];
                 for (i, px) in patch.iter_mut().enumerate() {
                     let (x, y) = ((i % 32) as f32, (i / 32) as f32);
                     let v =

@@ -50,7 +50,7 @@ impl Describe {
         check_output_path(&self.output)?;
         let net = load(self.weights.as_deref(), self.arch.as_deref(), self.device.as_deref())?;
         let patches = read_patches(&self.input)?;
-        let n = patches.len() / desdis_data::PATCH_LEN;
+        let n = patches.len() / desdis_data::patch::PATCH_LEN;
         let bar = progress_bar(n as u64, "patches");
         let desc =
             describe_f32(&net, &patches, self.batch, net.device(), |done| bar.set_position(done as u64))

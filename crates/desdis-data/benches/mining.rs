@@ -3,7 +3,7 @@
 
 use desdis_data::batch::PairBatcher;
 use desdis_data::mining::generate_pairs;
-use desdis_data::PatchSet;
+use desdis_data::patch::PatchSet;
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {

@@ -2,8 +2,8 @@
 //! reading the cache. The folder is generated into a temporary directory first.
 //! Run: `cargo bench -p desdis-data --bench phototour_load`.
 
+use desdis_data::patch::PatchSet;
 use desdis_data::phototour::{self, CachePolicy};
-use desdis_data::PatchSet;
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {

@@ -42,4 +42,3 @@ pub mod sequence;
 pub use error::{DataError, Result};
 pub use hash::StableHasher;
 pub use image::GrayImage;
-pub use patch::{Dataset, PatchSet, PATCH_LEN, PATCH_SIDE};

@@ -1,7 +1,7 @@
 //! The PhotoTour download path, offline: checksum verification, the offline error, extraction.
 
+use desdis_data::patch::PatchSet;
 use desdis_data::phototour::{self, fetch, md5_hex, CachePolicy, Network, Source, LIBERTY};
-use desdis_data::PatchSet;
 use std::io::Write;
 
 #[test]

@@ -4,9 +4,9 @@
 use desdis_data::embedded::{
     self, cache_file, generate, load_or_generate, EmbeddedConfig, HELD_OUT_PHOTOS, TRAINING_PHOTOS,
 };
+use desdis_data::patch::Dataset;
 use desdis_data::phototour::{self, CachePolicy};
 use desdis_data::sequence::CutConfig;
-use desdis_data::Dataset;
 
 /// A small configuration so that debug-build tests stay quick.
 fn small() -> EmbeddedConfig {

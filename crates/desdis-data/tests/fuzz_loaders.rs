@@ -5,9 +5,9 @@ use std::path::Path;
 
 use desdis_data::hpatches::{read_strip, write_strip};
 use desdis_data::npy::{self, NpyData};
+use desdis_data::patch::PatchSet;
 use desdis_data::phototour::{self, CachePolicy};
 use desdis_data::resize::{patches_to_32_f32, patches_to_32_u8};
-use desdis_data::PatchSet;
 use proptest::prelude::*;
 
 /// Byte edits (position taken modulo the length) and an optional truncation point.

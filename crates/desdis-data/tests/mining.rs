@@ -2,7 +2,7 @@
 
 use desdis_data::batch::PairBatcher;
 use desdis_data::mining::{generate_pairs, sample_eval_pairs, PointIndex};
-use desdis_data::{PatchSet, PATCH_LEN};
+use desdis_data::patch::{PatchSet, PATCH_LEN};
 use std::collections::HashSet;
 
 /// 1000 points with 1..=4 patches each (point `p` has `p % 4 + 1`).

@@ -1,8 +1,8 @@
 //! PhotoTour reader and writer: exact round trip of a generated fixture, the cache, m50 labels,
 //! and a clear error for each kind of bad input.
 
+use desdis_data::patch::{Dataset, PatchSet, PATCH_LEN};
 use desdis_data::phototour::{self, CachePolicy, Pair, PER_SHEET};
-use desdis_data::{Dataset, PatchSet, PATCH_LEN};
 use std::path::Path;
 
 /// 300 patches (one full sheet and a partial one), 3 patches per point, varied content.

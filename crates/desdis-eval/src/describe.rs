@@ -1,7 +1,7 @@
 //! Describing patches with a net, in batches: the bridge from pixels to the metrics.
 
 use candle_core::{Device, ModuleT, Tensor};
-use desdis_data::{PATCH_LEN, PATCH_SIDE};
+use desdis_data::patch::{PATCH_LEN, PATCH_SIDE};
 use desdis_models::nets::Net;
 
 use crate::{Error, Result};

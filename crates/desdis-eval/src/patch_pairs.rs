@@ -1,8 +1,8 @@
 //! Scoring a net on labelled patch pairs of a patch set (PhotoTour `m50_*.txt` files).
 
 use candle_core::Device;
+use desdis_data::patch::{Dataset, PatchSet};
 use desdis_data::phototour::Pair;
-use desdis_data::{Dataset, PatchSet};
 use desdis_models::nets::Net;
 
 use crate::describe::describe_patches;
@@ -27,7 +27,7 @@ pub fn pair_distances(net: &Net, set: &PatchSet, pairs: &[Pair], device: &Device
         )));
     }
     let patches: Vec<u8> = used.iter().flat_map(|&i| set.patch(i as usize).iter().copied()).collect();
-    debug_assert_eq!(patches.len(), used.len() * desdis_data::PATCH_LEN);
+    debug_assert_eq!(patches.len(), used.len() * desdis_data::patch::PATCH_LEN);
     let desc = describe_patches(net, &patches, BATCH, device)?;
     let dim = net.arch().descriptor_size();
     let row = |i: u32| {

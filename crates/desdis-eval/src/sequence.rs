@@ -1,8 +1,8 @@
 //! Scoring a net on an image sequence with ground-truth homographies: cut, describe, score.
 
+use desdis_data::patch::PATCH_SIDE;
 use desdis_data::resize::resize_bilinear_u8;
 use desdis_data::sequence::{cut_patches, CutConfig, CutSet, Sequence};
-use desdis_data::PATCH_SIDE;
 use desdis_models::nets::Net;
 
 use crate::describe::describe_patches;

@@ -23,16 +23,16 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, ModuleT, Tensor};
 use clap::Parser;
 use desdis_data::embedded::{self, EmbeddedConfig};
-use desdis_data::{Dataset, PATCH_LEN, PATCH_SIDE};
+use desdis_data::patch::{Dataset, PATCH_LEN, PATCH_SIDE};
 use desdis_loss::{HardNetLoss, PairBatch, TfeatLoss, TripletLoss};
 use desdis_models::arch::Arch;
 use desdis_models::device::{device_name, select_device};
 use desdis_models::init::init_net;
 use desdis_models::nets::{load_net, Net};
 use desdis_train::named_vars;
-use desdis_train::optim::{Optimizer, OptimizerConfig};
-use desdis_train::step::{train_step, Objective};
+use desdis_train::{train_step, Objective};
 use desdis_train::{DataSource, DistillConfig, RunDir, TrainConfig};
+use desdis_train::{Optimizer, OptimizerConfig};
 use serde_json::{json, Value};
 
 const ALL_ARCHS: &str = "hardnet,sosnet,hynet,l2net,tfeat,desdis-8,desdis-32";
@@ -468,13 +468,13 @@ fn data_config(sizes: &Sizes) -> EmbeddedConfig {
     }
 }
 
-fn generate_data(work: &Path, sizes: &Sizes) -> Result<desdis_data::PatchSet> {
+fn generate_data(work: &Path, sizes: &Sizes) -> Result<desdis_data::patch::PatchSet> {
     let set = embedded::load_or_generate(&work.join("data"), &data_config(sizes))?;
     eprintln!("gpu-check: {} training patches generated from the embedded photos", set.len());
     Ok(set)
 }
 
-fn first_patches(set: &desdis_data::PatchSet, n: usize) -> Vec<u8> {
+fn first_patches(set: &desdis_data::patch::PatchSet, n: usize) -> Vec<u8> {
     // Spread over the set rather than the first n, which all come from one photo.
     let step = (set.len() / n).max(1);
     (0..n).flat_map(|i| set.patch(i * step % set.len()).iter().copied()).collect()

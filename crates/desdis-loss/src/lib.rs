@@ -21,19 +21,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod batch;
-pub mod dense;
-pub mod distance;
-pub mod distill;
-pub mod error;
-pub mod hardnet;
-pub mod hynet;
-pub mod mining;
-pub mod recipe;
-pub mod rts;
-pub mod sosnet;
-pub mod tfeat;
-pub mod triplet;
+mod batch;
+mod dense;
+mod distance;
+mod distill;
+mod error;
+mod hardnet;
+mod hynet;
+mod mining;
+mod recipe;
+mod rts;
+mod sosnet;
+mod tfeat;
+mod triplet;
 
 pub use batch::PairBatch;
 pub use dense::{hardnet_dense, DistanceBackend};

@@ -127,7 +127,7 @@ fn load(weights: Option<&str>, arch: Option<Arch>, device: &str) -> Result<Extra
 
 fn describe(net: &Net, patches: crate::arrays::Owned, batch: usize) -> Result<(Vec<f32>, usize)> {
     let unit = patches_to_unit(patches)?;
-    let n = unit.len() / desdis_data::PATCH_LEN;
+    let n = unit.len() / desdis_data::patch::PATCH_LEN;
     let values = describe_f32(net, &unit, batch, net.device(), |_| ())?;
     Ok((values, n))
 }

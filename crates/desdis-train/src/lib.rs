@@ -3,16 +3,20 @@
 //! [`TrainConfig`] describes a run (TOML), [`train`] runs it into a [`RunDir`], resumable from the
 //! run's latest checkpoint.
 
-pub mod config;
-pub mod error;
-pub mod metrics;
-pub mod optim;
-pub mod run_dir;
-pub mod step;
-pub mod trainer;
+mod config;
+mod error;
+mod metrics;
+mod optim;
+mod run_dir;
+mod step;
+mod trainer;
 
 pub use config::{DataSource, DistillConfig, Schedule, TrainConfig};
 pub use error::{Error, Result};
 pub use metrics::{read_metrics, MetricsRow};
-pub use run_dir::RunDir;
-pub use trainer::{named_vars, train, train_until, varmap_tensors, TrainSummary};
+pub use optim::{Optimizer, OptimizerConfig};
+pub use run_dir::{Progress, RunDir};
+pub use step::{train_step, Objective, StepLoss};
+pub use trainer::{
+    derive_seed, named_vars, read_best, train, train_until, varmap_tensors, Best, TrainSummary,
+};

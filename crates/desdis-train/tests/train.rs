@@ -186,7 +186,7 @@ fn the_model_is_the_best_validated_epoch_and_the_last_weights_are_kept() {
     let cfg = TrainConfig { epochs: 4, lr: 2.0, ..tiny() };
     let run = run_dir(tmp.path(), "best", &cfg);
     let summary = train(&cfg, &run, false, &Device::Cpu).expect("training");
-    let best = desdis_train::trainer::read_best(&run).unwrap().expect("a best epoch");
+    let best = desdis_train::read_best(&run).unwrap().expect("a best epoch");
     let lowest = summary.val_fpr95.iter().copied().fold(f64::INFINITY, f64::min);
     let first_lowest = summary.val_fpr95.iter().position(|&f| f == lowest).unwrap() + 1;
     assert_eq!((best.epoch, best.val_fpr95), (first_lowest, lowest), "{:?}", summary.val_fpr95);
