@@ -5,7 +5,6 @@ use std::path::Path;
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
-use candle_nn::ModuleT;
 use desdis_eval::SequenceScores;
 use desdis_loss::RtsConfig;
 use desdis_models::nets::Net;
@@ -64,10 +63,9 @@ pub const ABLATION_ROW: &str = "ablation: light";
 /// Patches per second of `net` in evaluation mode, on batches of 256, for half a second at least.
 pub fn throughput(net: &Net) -> Result<f64> {
     const BATCH: usize = 256;
-    let scale = net.arch().input_range() as f64;
-    let x = (Tensor::rand(0f32, 1f32, (BATCH, 1, 32, 32), &Device::Cpu)? * scale)?;
+    let x = Tensor::rand(0f32, 1f32, (BATCH, 1, 32, 32), &Device::Cpu)?;
     let t = desdis_eval::measure_throughput(
-        |_| net.forward_t(&x, false).and_then(|d| d.to_vec2::<f32>()).map(|_| ()),
+        |_| net.describe_t(&x, false).and_then(|d| d.descriptors.to_vec2::<f32>()).map(|_| ()),
         BATCH,
         0.5,
     )?;

@@ -1,6 +1,6 @@
 //! Describing patches with a net, in batches: the bridge from pixels to the metrics.
 
-use candle_core::{Device, ModuleT, Tensor};
+use candle_core::{Device, Tensor};
 use desdis_data::patch::{PATCH_LEN, PATCH_SIDE};
 use desdis_models::nets::Net;
 
@@ -22,13 +22,13 @@ pub fn describe_f32(
     if patches.is_empty() || !patches.len().is_multiple_of(PATCH_LEN) {
         return Err(Error::Shape { len: patches.len(), dim: PATCH_LEN });
     }
-    let scale = f64::from(net.arch().input_range());
     let mut out = Vec::with_capacity(patches.len() / PATCH_LEN * net.arch().descriptor_size());
     let mut done = 0;
     for chunk in patches.chunks(batch * PATCH_LEN) {
         let n = chunk.len() / PATCH_LEN;
-        let x = (Tensor::from_slice(chunk, (n, 1, PATCH_SIDE, PATCH_SIDE), device)? * scale)?;
-        let y = net.forward_t(&x, false)?;
+        let x = Tensor::from_slice(chunk, (n, 1, PATCH_SIDE, PATCH_SIDE), device)?;
+        // The net scales the 0..1 patches to the range its weights expect.
+        let y = net.describe_t(&x, false)?.descriptors;
         out.extend(y.flatten_all()?.to_vec1::<f32>()?);
         done += n;
         on_batch(done);
