@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::matmul::{matmul_scaled, Mat, MatMut, Real, Write};
+use crate::op::contiguous;
 
 /// Added under every square root so that the distance between identical descriptors has a
 /// finite gradient (the published HardNet and HyNet code use the same value).
@@ -118,16 +119,6 @@ fn side_grad<T: Real>(own: &[T], other: &[T], w: Mat<'_, T>, sums: &[T], d: usiz
     let other_view = Mat::row_major(other, other.len() / d, d);
     gemm_into(&mut out, w, other_view, metric == Metric::Euclidean, T::from_f64(-1.0));
     out
-}
-
-/// The elements of a contiguous CPU storage as a slice; `op` names the caller in the error.
-pub(crate) fn contiguous<'a, T: Real>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    op: &str,
-) -> candle_core::Result<&'a [T]> {
-    let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op}: expected a contiguous tensor") };
-    Ok(&T::cpu_storage_as_slice(storage)?[start..end])
 }
 
 const OP: &str = "desdis pairwise distance";

@@ -6,8 +6,9 @@
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use crate::distance::{contiguous, Metric, DISTANCE_EPS};
+use crate::distance::{Metric, DISTANCE_EPS};
 use crate::matmul::Real;
+use crate::op::contiguous;
 
 const OP: &str = "desdis gathered pairs";
 

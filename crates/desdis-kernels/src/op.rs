@@ -1,6 +1,6 @@
 //! The convolution as a candle custom op, so autograd calls our own backward kernels.
 
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor, WithDType};
 
 use super::geometry::ConvGeometry;
 use super::kernels::{backward, forward, Wanted};
@@ -12,13 +12,22 @@ pub(crate) struct Conv2dF32 {
     pub padding: usize,
 }
 
-/// The f32 elements of a contiguous CPU tensor's storage (shared by all the custom ops).
-pub(super) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let (start, end) = match layout.contiguous_offsets() {
-        Some(range) => range,
-        None => bail!("desdis op: expected a contiguous tensor, got strides {:?}", layout.stride()),
+/// The elements of a contiguous CPU tensor's storage, shared by all the custom ops; `op` names
+/// the op in the error.
+pub(crate) fn contiguous<'a, T: WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<&'a [T]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{op}: expected a contiguous tensor, got strides {:?}", layout.stride())
     };
-    Ok(&storage.as_slice::<f32>()?[start..end])
+    Ok(&storage.as_slice::<T>()?[start..end])
+}
+
+/// [`contiguous`] for the f32-only ops (convolution, batch norm, FRN, activations).
+pub(super) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    contiguous(storage, layout, "desdis op")
 }
 
 impl CustomOp2 for Conv2dF32 {
