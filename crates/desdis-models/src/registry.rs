@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
@@ -87,6 +87,11 @@ impl Hash for Registered {
 
 static REGISTRY: RwLock<Vec<&'static ArchSpec>> = RwLock::new(Vec::new());
 
+/// The registered specs (a panic elsewhere never leaves the list half-written: it only grows).
+fn registered() -> RwLockReadGuard<'static, Vec<&'static ArchSpec>> {
+    REGISTRY.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Adds an architecture; returns its [`Arch`]. Registering the same spec again is a no-op; a name
 /// that a built-in or another registered net already has is refused.
 pub fn register(spec: &'static ArchSpec) -> Result<Arch> {
@@ -106,18 +111,15 @@ pub fn register(spec: &'static ArchSpec) -> Result<Arch> {
 
 /// The registered architecture named `name` (exactly).
 pub(crate) fn find(name: &str) -> Option<Arch> {
-    let registry = REGISTRY.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-    registry.iter().find(|s| s.name == name).map(|s| Arch::Registered(Registered(s)))
+    registered().iter().find(|s| s.name == name).map(|s| Arch::Registered(Registered(s)))
 }
 
 /// The first registered architecture whose keys `sd` holds.
 pub(crate) fn detect(sd: &StateDict) -> Option<Arch> {
-    let registry = REGISTRY.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-    registry.iter().find(|s| (s.detect)(sd)).map(|s| Arch::Registered(Registered(s)))
+    registered().iter().find(|s| (s.detect)(sd)).map(|s| Arch::Registered(Registered(s)))
 }
 
 /// The registered names, for messages.
 pub(crate) fn names() -> Vec<&'static str> {
-    let registry = REGISTRY.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-    registry.iter().map(|s| s.name).collect()
+    registered().iter().map(|s| s.name).collect()
 }

@@ -6,8 +6,7 @@ use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::layers::{conv_bn_relu_chain_t, input_norm, l2_normalize, ConvBn, Dropout};
-use crate::spec::{conv_bn_specs, LayerSpec};
-use crate::spec::{HEAD, TRUNK};
+use crate::spec::{conv_bn_specs, LayerSpec, HEAD, TRUNK};
 
 /// Dropout probability in training, as the published training code sets it.
 pub const DROPOUT: f32 = 0.3;

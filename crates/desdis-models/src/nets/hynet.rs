@@ -9,8 +9,7 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::layers::{l2_normalize, Conv2d, ConvBn, ConvSpec, Dropout, Frn, Tlu};
-use crate::spec::{conv_bn_specs, LayerSpec};
-use crate::spec::{HEAD, TRUNK};
+use crate::spec::{conv_bn_specs, LayerSpec, HEAD, TRUNK};
 
 /// Dropout probability in training, as the published training code sets it.
 pub const DROPOUT: f32 = 0.3;

@@ -8,8 +8,7 @@ use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::layers::{channel_normalize, conv_bn_relu_chain_t, input_norm, ConvBn, ConvSpec};
-use crate::spec::LayerSpec;
-use crate::spec::{HEAD, TRUNK};
+use crate::spec::{conv_bn_specs, LayerSpec, HEAD, TRUNK};
 
 /// Input normalisation epsilon of the port (added to the standard deviation).
 const INPUT_EPS: f64 = 1e-12;
@@ -58,7 +57,7 @@ impl ModuleT for L2Net {
 /// The layers, for sizes and keys.
 pub(crate) fn layer_specs() -> Vec<LayerSpec> {
     let trunk = TRUNK.iter().enumerate().map(|(i, s)| (3 * i, with_bias(*s)));
-    let mut layers = crate::spec::conv_bn_specs("features", trunk, true);
-    layers.extend(crate::spec::conv_bn_specs("features", [(HEAD_INDEX, with_bias(HEAD))], true));
+    let mut layers = conv_bn_specs("features", trunk, true);
+    layers.extend(conv_bn_specs("features", [(HEAD_INDEX, with_bias(HEAD))], true));
     layers
 }

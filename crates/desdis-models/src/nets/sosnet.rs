@@ -6,8 +6,7 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::layers::{channel_normalize, conv_bn_relu_chain_t, ConvBn, Dropout, InstanceNorm2d, L2_EPS};
-use crate::spec::{conv_bn_specs, LayerSpec};
-use crate::spec::{HEAD, TRUNK};
+use crate::spec::{conv_bn_specs, LayerSpec, HEAD, TRUNK};
 
 /// Dropout probability in training, as the published training code sets it.
 pub const DROPOUT: f32 = 0.1;
