@@ -17,9 +17,7 @@ use candle_core::{Device, ModuleT, Tensor};
 use desdis_loss::{HardNetLoss, TfeatLoss, TripletLoss};
 use desdis_models::arch::Arch;
 use desdis_models::init::init_net;
-use desdis_train::{named_vars, varmap_tensors};
-use desdis_train::{train_step, Objective};
-use desdis_train::{Optimizer, OptimizerConfig};
+use desdis_train::{named_vars, train_step, varmap_tensors, Objective, Optimizer, OptimizerConfig};
 use serde::{Deserialize, Serialize};
 
 const DEFAULT_ARCHS: &str = "hardnet,sosnet,hynet,l2net,tfeat,desdis-8,desdis-32";

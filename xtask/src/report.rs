@@ -141,12 +141,11 @@ fn markdown(results: &[ModelResult], ctx: &ReportContext) -> String {
 
 /// What the table cannot say by itself.
 const NOTES: &str = "Notes. The default regularizer (named above) was re-tuned at this budget on \
-the tuning sequence only (`docs/losses.md`: `cargo xtask reproduce --teachers hardnet --ablations`, \
-light students at lambda 0.1, 0.3, 1, 3 and the three forms, two seeds): abs with lambda = 0.1 was \
-the only setting whose matching mAP beat the lambda = 0 control. Teachers and students get the \
-same budget here (steps in the training table), far from the published schedules (10 epochs of 5M \
-pairs): the verdicts are about this budget. `cargo xtask reproduce --budget N` scales every run; \
-`cargo xtask reproduce --full` runs the published UBC protocol on a GPU.\n\n";
+the tuning sequence only (`docs/losses.md`; `--ablations` adds those rows to this report). Teachers \
+and students get the same budget here (steps in the training table), far from the published \
+schedules (10 epochs of 5M pairs): the verdicts are about this budget. `cargo xtask reproduce \
+--budget N` scales every run; `cargo xtask reproduce --full` runs the published UBC protocol on a \
+GPU.\n\n";
 
 fn preamble(ctx: &ReportContext) -> String {
     let command =

@@ -29,10 +29,10 @@ use desdis_models::arch::Arch;
 use desdis_models::device::{device_name, select_device};
 use desdis_models::init::init_net;
 use desdis_models::nets::{load_net, Net};
-use desdis_train::named_vars;
-use desdis_train::{train_step, Objective};
-use desdis_train::{DataSource, DistillConfig, RunDir, TrainConfig};
-use desdis_train::{Optimizer, OptimizerConfig};
+use desdis_train::{
+    named_vars, train_step, DataSource, DistillConfig, Objective, Optimizer, OptimizerConfig, RunDir,
+    TrainConfig,
+};
 use serde_json::{json, Value};
 
 const ALL_ARCHS: &str = "hardnet,sosnet,hynet,l2net,tfeat,desdis-8,desdis-32";
